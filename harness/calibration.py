@@ -1,0 +1,121 @@
+"""Loss batches for scoring, built from the lm-eval task definition itself.
+
+Any lm-eval task can drive pruning: its training docs, its prompt (`fewshot_context` with
+zero shots, so the task's description and `doc_to_text` apply) and its target
+(`doc_to_target`, mapped through `doc_to_choice` for multiple-choice tasks). The loss is the
+cross-entropy of the target continuation tokens only; prompt and padding are masked out.
+Tokenisation follows lm-eval's HFLM (trailing spaces of the prompt move into the target), so
+the calibration loss is the loss of the very continuation that evaluation scores.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from harness.errors import HarnessError
+
+SPLITS = {"train": "training_docs", "validation": "validation_docs", "test": "test_docs"}
+IGNORE = -100
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T), right-padded
+    attention_mask: torch.Tensor  # (B, T), 1 on real tokens
+    labels: torch.Tensor  # (B, T), token id on target tokens, IGNORE elsewhere
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels)))
+
+    @property
+    def n_examples(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def split_docs(task, split: str) -> list[dict]:
+    """The documents of one split, with a clear error when the task lacks it."""
+    if split not in SPLITS:
+        raise HarnessError(f"unknown split '{split}'; choose from: {', '.join(SPLITS)}")
+    has = {"train": task.has_training_docs, "validation": task.has_validation_docs,
+           "test": task.has_test_docs}[split]
+    if not has():
+        available = [s for s, f in (("train", task.has_training_docs),
+                                    ("validation", task.has_validation_docs),
+                                    ("test", task.has_test_docs)) if f()]
+        raise HarnessError(
+            f"task '{task.config.task}' has no {split} split; it has: {', '.join(available)}"
+        )
+    return list(getattr(task, SPLITS[split])())
+
+
+def example(task, doc: dict) -> tuple[str, str]:
+    """(prompt, target continuation) of one document, as lm-eval would score it."""
+    context = task.fewshot_context(doc, 0)
+    if not isinstance(context, str):
+        raise HarnessError(f"task '{task.config.task}' builds chat prompts; calibration needs text")
+    target = task.doc_to_target(doc)
+    if task.OUTPUT_TYPE == "multiple_choice":
+        choices = task.doc_to_choice(doc)
+        target = choices[target] if isinstance(target, int) else target
+    elif isinstance(target, list):
+        target = target[0]
+    return context, task.config.target_delimiter + str(target)
+
+
+def encode(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of prompt and continuation, split the way lm-eval's HFLM splits them."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    prompt = tokenizer(context, add_special_tokens=False)["input_ids"]
+    return whole[: len(prompt)], whole[len(prompt) :]
+
+
+def batches(
+    task,
+    tokenizer,
+    size: int | None = 64,
+    batch_size: int = 16,
+    seed: int = 0,
+    split: str = "train",
+    max_length: int = 1024,
+) -> list[Batch]:
+    """`size` seeded examples of `split` (all when None) as right-padded loss batches."""
+    docs = split_docs(task, split)
+    if not docs:
+        raise HarnessError(f"task '{task.config.task}' has an empty {split} split")
+    if size is not None and size < len(docs):
+        docs = random.Random(seed).sample(docs, size)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows = []
+    for doc in docs:
+        prompt, target = encode(tokenizer, *example(task, doc))
+        ids = (prompt + target)[-max_length:]
+        n_target = min(len(target), len(ids))
+        rows.append((ids, n_target))
+    out = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        width = max(len(ids) for ids, _ in chunk)
+        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        labels = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
+        for b, (ids, n_target) in enumerate(chunk):
+            input_ids[b, : len(ids)] = torch.tensor(ids)
+            attention[b, : len(ids)] = 1
+            labels[b, len(ids) - n_target : len(ids)] = torch.tensor(ids[len(ids) - n_target :])
+        out.append(Batch(input_ids, attention, labels))
+    return out
+
+
+def target_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the target tokens: position t-1 predicts token t."""
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
+    )

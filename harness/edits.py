@@ -1,0 +1,49 @@
+"""`Edit`: a change to a model's weights that can always be undone, bit for bit.
+
+Every strategy returns one. The bench loop evaluates the edited model, then calls
+`restore()`; no strategy ever reloads the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Edit:
+    restore: Callable[[], None] = lambda: None
+    n_pruned: int = 0  # singular values (or weights, see `unit`) removed
+    n_total: int = 0  # out of how many candidates
+    unit: str = "singular values"
+    masks: dict[str, torch.Tensor] | None = None  # keep-masks by matrix id, for --save/heat maps
+    scores: dict[str, torch.Tensor] | None = None
+    scoring_seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. LASER's chosen layer and rank
+
+
+def snapshot(modules: Iterable[nn.Module]) -> Callable[[], None]:
+    """Copy the weight and bias of each module; the returned function puts them back exactly.
+
+    A bias that did not exist (created by bias compensation) is removed again on restore.
+    """
+    saved = []
+    for module in {id(m): m for m in modules}.values():
+        bias = getattr(module, "bias", None)
+        saved.append((module, module.weight.data.clone(), None if bias is None else bias.data.clone()))
+
+    def restore() -> None:
+        with torch.no_grad():
+            for module, weight, bias in saved:
+                module.weight.data.copy_(weight)
+                if bias is None:
+                    if getattr(module, "bias", None) is not None:
+                        module.bias = None
+                else:
+                    module.bias.data.copy_(bias)
+
+    return restore

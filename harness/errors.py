@@ -1,0 +1,16 @@
+"""One exception type for every bad input, so the CLI can print one line and exit 2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class HarnessError(Exception):
+    """A problem the user can fix: the message is one line naming it and the valid choices."""
+
+
+def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> HarnessError:
+    """The error for a name that is not among `choices`: `unknown strategy 'x'; choose from: a, b`."""
+    listed = ", ".join(sorted(choices)) or "(none registered)"
+    message = f"unknown {kind} '{name}'; choose from: {listed}"
+    return HarnessError(f"{message}{'; ' + hint if hint else ''}")

@@ -1,0 +1,69 @@
+"""Evaluate an in-memory model with lm-eval and keep the per-example results.
+
+Traps handled here: HFLM re-ties the input and output embeddings when it wraps a model, so
+wrap once, before any pruning (`wrap`), and prune the wrapped model; lm-eval's response cache
+keys ignore the weights, so it is never used (`use_cache=None`): every pruned variant is
+really evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness import tasks as task_lib
+
+
+@dataclass
+class EvalResult:
+    task: str
+    split: str
+    metric: str
+    value: float
+    stderr: float
+    n: int
+    per_example: np.ndarray  # the metric of each example, ordered by doc_id (paired tests)
+    seconds: float
+
+
+def wrap(model, tokenizer, batch_size: int = 32):
+    """The HFLM around `model`; create it once per model, before pruning."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def primary_metric(task) -> str:
+    metrics = task.config.metric_list or []
+    if metrics:
+        return metrics[0]["metric"]
+    return "acc" if task.OUTPUT_TYPE in ("multiple_choice", "loglikelihood") else "exact_match"
+
+
+def run(lm, task, split: str, limit: int | None = None) -> EvalResult:
+    """The task's primary metric on `split`, with its stderr and per-example values."""
+    from lm_eval import simple_evaluate
+
+    view = task_lib.for_split(task, split)
+    name = task.config.task
+    metric = primary_metric(task)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    out = simple_evaluate(
+        model=lm, tasks=[view], limit=limit, log_samples=True, use_cache=None,
+        cache_requests=False, bootstrap_iters=1000, verbosity="ERROR",
+    )
+    seconds = time.perf_counter() - start
+    result = out["results"][name]
+    key = next(k for k in result if k.split(",")[0] == metric)
+    stderr = result.get(key.replace(metric, f"{metric}_stderr", 1))
+    samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
+    per_example = np.array([float(s[metric]) for s in samples])
+    return EvalResult(
+        task=name, split=split, metric=metric, value=float(result[key]),
+        stderr=float(stderr) if isinstance(stderr, int | float) else float("nan"),
+        n=len(samples), per_example=per_example, seconds=seconds,
+    )

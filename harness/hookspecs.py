@@ -1,0 +1,88 @@
+"""Every hook a plugin can implement, documented top to bottom.
+
+A plugin is a module (or object) with functions decorated by `harness.hookimpl` whose names
+match the specs below. It is found through the `eigenharness` entry-point group:
+
+    [project.entry-points.eigenharness]
+    my_plugin = "my_package.my_module"
+
+Each hook receives a `register` callback instead of returning a list, so one plugin can
+offer several components; the core calls every hook once at start-up and then looks
+components up by name (so `harness plugins` can list them and errors can name the choices).
+Built-in components live in the project's `plugins/` folder and use exactly these hooks.
+
+The data flow the hooks plug into (see harness/bench.py):
+
+    architecture(model) -> [Matrix]          every prunable matrix of the model
+    selector([Matrix])  -> [Matrix]          hook point 1: which of them to prune
+    spectral.decompose  -> Factors           U, S, Vh per Matrix, heads batched
+    scorer(ctx)         -> {id: (H, r)}      hook point 2: one score per singular value
+    pruner(scores, fraction, options) -> {id: (H, r) bool}   hook point 3: True = keep
+    spectral.prune      -> Edit              weights rewritten (bias-compensated), undoable
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("eigenharness")
+hookimpl = pluggy.HookimplMarker("eigenharness")
+
+
+@hookspec
+def register_architectures(register):
+    """Teach the harness where the prunable matrices of a model family live.
+
+    Call ``register(model_type, find_matrices)`` where ``model_type`` is the value of
+    ``model.config.model_type`` (``"llama"``, ``"gpt2"``, ...) and
+    ``find_matrices(model) -> list[harness.matrices.Matrix]`` returns every candidate matrix
+    (all layers, all kinds). Selectors then pick from that list. Add one to support a new
+    architecture without touching the core.
+    """
+
+
+@hookspec
+def register_selectors(register):
+    """Hook point 1, matrix selection.
+
+    Call ``register(name, select)`` where ``select(matrices: list[Matrix]) -> list[Matrix]``
+    picks from the architecture's candidates. Names are what users type with ``--matrices``
+    (comma lists are unions: ``--matrices k,v``). Layer restriction (``--layers``) is applied
+    by the core after selection.
+    """
+
+
+@hookspec
+def register_scorers(register):
+    """Hook point 2, singular-value scoring.
+
+    Call ``register(name, score)`` where ``score(ctx: harness.scoring.ScoringContext)``
+    returns ``{matrix.id: Tensor of shape (heads, rank)}``, one float per singular value.
+    Convention: **lower scores are pruned first** (a score estimates how much removing the
+    direction would raise the task loss). ``ctx`` gives the model, the selected matrices,
+    their ``Factors``, the calibration batches, a seed, and ``ctx.passes()``: one
+    forward(+backward) pass per batch with each matrix's input and output gradient captured.
+    """
+
+
+@hookspec
+def register_pruners(register):
+    """Hook point 3, the pruning rule.
+
+    Call ``register(name, prune)`` where
+    ``prune(scores: dict[str, Tensor], fraction: float, options: dict) -> dict[str, Tensor]``
+    returns a boolean keep-mask of the same shape as each score tensor (True = keep).
+    ``fraction`` is the budget in [0, 1); ``options`` holds strategy/CLI extras
+    (for example ``threshold``).
+    """
+
+
+@hookspec
+def register_strategies(register):
+    """Named recipes a user types with ``--strategy``.
+
+    Call ``register(harness.strategy.Strategy(...))``. A spectral strategy names a selector,
+    a scorer and a pruner and lets the core do the SVD path; a strategy that does not work
+    on singular values (magnitude pruning, LASER, the unpruned baseline) passes its own
+    ``apply(request) -> Edit`` and the core only evaluates and restores.
+    """

@@ -1,0 +1,92 @@
+"""SVD per head, and pruning singular directions out of the weights.
+
+For a Matrix split into H head blocks W[h] (o x i) = U[h] diag(S[h]) Vh[h]:
+
+    pruned[h]  = U[h] diag(S[h] * ~keep[h]) Vh[h]             the removed directions
+    W'[h]      = W[h] - pruned[h]                              (exact where nothing is pruned)
+    b'         = b + pruned @ mean(x)       with compensation: their mean effect moves to the bias
+
+Subtracting the pruned part, instead of rebuilding U S' Vh, leaves every weight untouched
+where a head loses nothing and keeps rounding error to the removed directions alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from harness.edits import Edit, snapshot
+from harness.matrices import Matrix
+
+
+@dataclass
+class Factors:
+    U: torch.Tensor  # (H, o, r)
+    S: torch.Tensor  # (H, r), descending per head
+    Vh: torch.Tensor  # (H, r, i)
+
+    @property
+    def rank(self) -> int:
+        return self.S.shape[-1]
+
+    def reconstruct(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """U diag(S * keep) Vh as (H, o, i)."""
+        s = self.S if keep is None else self.S * keep
+        return torch.einsum("hor,hr,hri->hoi", self.U, s, self.Vh)
+
+
+def decompose(matrix: Matrix) -> Factors:
+    """One batched float32 SVD over all head blocks of `matrix`."""
+    blocks = matrix.to_blocks(matrix.weight().float())
+    U, S, Vh = torch.linalg.svd(blocks, full_matrices=False)
+    return Factors(U, S, Vh)
+
+
+class SpectrumCache:
+    """SVDs computed once per model and reused across tasks, fractions and strategies.
+
+    Entries are keyed by matrix id; `invalidate` drops them, which nothing in the bench loop
+    needs because every Edit is restored before the next SVD is read.
+    """
+
+    def __init__(self) -> None:
+        self._factors: dict[str, Factors] = {}
+
+    def get(self, matrices: list[Matrix]) -> dict[str, Factors]:
+        for m in matrices:
+            if m.id not in self._factors:
+                self._factors[m.id] = decompose(m)
+        return {m.id: self._factors[m.id] for m in matrices}
+
+    def invalidate(self) -> None:
+        self._factors.clear()
+
+
+def prune(
+    matrices: list[Matrix],
+    factors: dict[str, Factors],
+    keep: dict[str, torch.Tensor],
+    input_means: dict[str, torch.Tensor] | None = None,
+) -> Edit:
+    """Remove the singular directions where `keep` is False; undo with `edit.restore()`.
+
+    With `input_means` (the mean input of each matrix over the calibration tokens) the mean
+    contribution of the removed directions is added to the bias (mean ablation), creating a
+    bias where the layer had none.
+    """
+    restore = snapshot(m.module for m in matrices)
+    n_pruned = 0
+    with torch.no_grad():
+        for m in matrices:
+            k = keep[m.id]
+            if bool(k.all()):
+                continue
+            n_pruned += int((~k).sum())
+            removed = m.from_blocks(factors[m.id].reconstruct(~k))  # (out, in)
+            w = m.weight()
+            m.write_weight(w.float() - removed)
+            if input_means is not None:
+                m.add_to_bias(removed @ input_means[m.id].float())
+    total = sum(int(keep[m.id].numel()) for m in matrices)
+    return Edit(restore=restore, n_pruned=n_pruned, n_total=total, masks=keep)

@@ -1,0 +1,107 @@
+"""Task names -> lm-eval Task objects, with one TaskManager per run.
+
+The project's own tasks (this repo's `tasks/` folder) and a user's `--tasks-dir` are indexed
+without lm-eval's built-in index, which is instant; only when a name is not found there is the
+full index (about 14 s) built, so `--task hellaswag` still works for an online user.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def shipped_dir() -> Path:
+    from eigenharness_tasks import TASKS_DIR
+
+    return TASKS_DIR
+
+
+def _include(tasks_dir: str | None) -> list[str]:
+    include = [str(shipped_dir())]
+    if tasks_dir is not None:
+        path = Path(tasks_dir).expanduser()
+        if not path.is_dir():
+            raise HarnessError(f"--tasks-dir '{tasks_dir}' is not a directory")
+        include.append(str(path.resolve()))
+    return include
+
+
+def task_manager(names: list[str], tasks_dir: str | None = None, data_dir: str | None = None):
+    """One TaskManager that knows every name in `names`, or a clear error."""
+    from lm_eval.tasks import TaskManager
+
+    if data_dir is not None:
+        if not Path(data_dir).expanduser().is_dir():
+            raise HarnessError(f"--data-dir '{data_dir}' is not a directory")
+        os.environ["EIGENHARNESS_DATA_DIR"] = str(Path(data_dir).expanduser().resolve())
+    include = _include(tasks_dir)
+    manager = TaskManager(include_path=include, include_defaults=False)
+    if all(n in manager.all_tasks for n in names):
+        return manager
+    full = TaskManager(include_path=include, include_defaults=True)
+    missing = [n for n in names if n not in full.all_tasks]
+    if missing:
+        local = [t for t in manager.all_subtasks]
+        raise HarnessError(
+            f"unknown task '{missing[0]}'; choose from: {', '.join(local)} "
+            "(or any lm-eval task name; `harness tasks --all` lists them)"
+        )
+    return full
+
+
+def load(names: list[str], tasks_dir: str | None = None, data_dir: str | None = None) -> dict:
+    """{name: Task} for each name (a group or tag expands to its tasks)."""
+    manager = task_manager(names, tasks_dir, data_dir)
+    try:
+        return dict(manager.load(names)["tasks"])
+    except HarnessError:
+        raise
+    except Exception as exc:
+        raise HarnessError(f"cannot load task(s) {', '.join(names)}: {exc}".splitlines()[0]) from exc
+
+
+def splits(task) -> list[str]:
+    return [s for s, has in (("train", task.has_training_docs()),
+                             ("validation", task.has_validation_docs()),
+                             ("test", task.has_test_docs())) if has]
+
+
+def eval_split(task) -> str:
+    """The split lm-eval evaluates by default: test when the task has one, else validation."""
+    return "test" if task.has_test_docs() else "validation"
+
+
+def for_split(task, split: str):
+    """A shallow view of `task` whose evaluation documents are `split`.
+
+    lm-eval always evaluates test when a task has it; the view hides the later splits so the
+    same Task object (same dataset, no reload) can be evaluated on validation too.
+    """
+    if split == eval_split(task):
+        return task
+    if split not in splits(task):
+        raise HarnessError(
+            f"task '{task.config.task}' has no {split} split; it has: {', '.join(splits(task))}"
+        )
+    config = copy.copy(task.config)
+    if split == "validation":
+        config.test_split = None
+    elif split == "train":
+        config.test_split = None
+        config.validation_split = config.training_split
+    else:
+        raise HarnessError(f"unknown split '{split}'; choose from: train, validation, test")
+    view = copy.copy(task)
+    view._config = config
+    return view
+
+
+def shipped(tasks_dir: str | None = None, include_defaults: bool = False) -> list[str]:
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=_include(tasks_dir), include_defaults=include_defaults)
+    return manager.all_subtasks
