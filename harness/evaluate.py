@@ -43,7 +43,7 @@ def primary_metric(task) -> str:
     return "acc" if task.OUTPUT_TYPE in ("multiple_choice", "loglikelihood") else "exact_match"
 
 
-def run(lm, task, split: str, limit: int | None = None) -> EvalResult:
+def run(lm, task, split: str, limit: int | None = None, task_manager=None) -> EvalResult:
     """The task's primary metric on `split`, with its stderr and per-example values."""
     from lm_eval import simple_evaluate
 
@@ -54,7 +54,7 @@ def run(lm, task, split: str, limit: int | None = None) -> EvalResult:
     start = time.perf_counter()
     out = simple_evaluate(
         model=lm, tasks=[view], limit=limit, log_samples=True, use_cache=None,
-        cache_requests=False, bootstrap_iters=1000, verbosity="ERROR",
+        cache_requests=False, bootstrap_iters=1000, task_manager=task_manager,
     )
     seconds = time.perf_counter() - start
     result = out["results"][name]

@@ -11,7 +11,7 @@ it into `heads` blocks so all heads of a layer go through one batched SVD:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ class Matrix:
     heads: int = 1
     block_axis: str | None = None  # "out", "in" or None
     transposed: bool = False  # True when the module stores (in, out), as GPT-2's Conv1D
-    rows: slice = slice(None)  # the output rows this matrix owns in a fused module
+    rows: slice = field(default_factory=lambda: slice(None))  # output rows this matrix owns in a fused module
 
     # -- weights ---------------------------------------------------------------------------
     def weight(self) -> torch.Tensor:

@@ -62,7 +62,9 @@ class PruneRequest:
     def context(self) -> ScoringContext:
         key = ("context", self.seed)
         if key not in self.cache:
-            self.cache[key] = ScoringContext(self.model, self.matrices, self.factors(), self.batches, self.seed)
+            self.cache[key] = ScoringContext(
+                self.model, self.matrices, self.factors(), self.batches, self.seed
+            )
         return self.cache[key]
 
     def scores(self, scorer_name: str) -> tuple[dict[str, torch.Tensor], float]:

@@ -1,0 +1,190 @@
+"""The `harness` command: bench, leaderboard, tasks, plugins."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from harness import __version__
+from harness.errors import HarnessError
+
+
+def _quiet() -> None:
+    """Library chatter (lm-eval warnings, transformers progress bars) hides the results."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    for name in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+class HarnessGroup(click.Group):
+    """Turns a HarnessError into one line on stderr and exit code 2 (a traceback with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            if ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+def split_list(values, cast=str) -> list:
+    """Repeatable options that also take comma lists: --task a,b --task c -> [a, b, c]."""
+    out = []
+    for value in values or ():
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                out.append(cast(part))
+            except ValueError:
+                raise HarnessError(f"'{part}' is not a valid {cast.__name__}") from None
+    return out
+
+
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eigenharness")
+@click.option("--debug", is_flag=True, help="Show full tracebacks and library logs.")
+def cli(debug: bool) -> None:
+    """Benchmark singular-value pruning (eigenpruning) of language models on lm-eval tasks.
+
+    \b
+    Example:
+      harness bench --model smollm2-135m --task int_mult --strategy none,eigen --fraction 0.05,0.2
+      harness leaderboard leaderboard/results.csv
+    """
+    if not debug:
+        _quiet()
+
+
+@cli.command()
+@click.option("--model", default="smollm2-135m", show_default=True,
+              help="smollm2-135m (embedded), a model directory, a .gguf file or a hub id.")
+@click.option("--task", "tasks", multiple=True, default=("int_sum", "int_mult"), show_default=True,
+              help="Task name(s), repeatable or comma-separated; shipped or any lm-eval task.")
+@click.option("--strategy", "strategies", multiple=True, default=("none",), show_default=True,
+              help="Strategy name(s), repeatable or comma-separated (see `harness plugins`).")
+@click.option("--fraction", "fractions", multiple=True,
+              help="Pruning budget(s) in [0, 1); default: each strategy's own (eigen: 0.2).")
+@click.option("--seed", "seeds", multiple=True, default=("0",), show_default=True,
+              help="Seed(s): calibration sample and random scores.")
+@click.option("--limit", type=int, help="Evaluate at most N examples per split (for quick runs).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("leaderboard") / "results.csv", show_default=True,
+              help="Results CSV; rows are appended, finished cells are skipped on re-run.")
+@click.option("--force", is_flag=True, help="Re-run cells already in the results CSV.")
+@click.option("--select-on", type=click.Choice(["validation", "none"]), default="validation",
+              show_default=True,
+              help="Also evaluate the validation split, so the fraction can be chosen there.")
+@click.option("--matrices", help="Override the strategy's matrices: q,k,v,o,mlp_in,mlp_out,attn,mlp,all.")
+@click.option("--layers", help="Restrict to layers: 0,3,5-7 or -4: (the last four).")
+@click.option("--scorer", help="Override the strategy's scorer (see `harness plugins`).")
+@click.option("--pruner", help="Override the strategy's pruner: global-fraction, per-matrix, threshold.")
+@click.option("--compensate/--no-compensate", default=None,
+              help="Move the pruned directions' mean effect into the bias (default: per strategy).")
+@click.option("--threshold", type=float, help="Score threshold for --pruner threshold.")
+@click.option("--calibration-size", type=int, default=64, show_default=True,
+              help="Training examples used to score singular values.")
+@click.option("--calibration-batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True, help="lm-eval batch size.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+@click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
+@click.option("--tasks-dir", help="A directory of your own lm-eval task YAMLs.")
+@click.option("--data-dir", envvar="EIGENHARNESS_DATA_DIR",
+              help="Local data for the shipped tasks that need it (SuperGLUE jsonl files).")
+@click.option("--save", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the pruned model (one cell only) as a transformers directory.")
+def bench(**kw) -> None:
+    """Prune, evaluate and append leaderboard rows for every cell of the grid.
+
+    \b
+    Example:
+      harness bench --task int_mult --strategy none,eigen,random-sv --fraction 0.05,0.2 --seed 0,1
+    """
+    from harness import bench as bench_lib
+
+    if kw["calibration_size"] < 1 or kw["calibration_batch_size"] < 1 or kw["batch_size"] < 1:
+        raise HarnessError("--calibration-size, --calibration-batch-size and --batch-size must be >= 1")
+    if kw["limit"] is not None and kw["limit"] < 1:
+        raise HarnessError("--limit must be >= 1")
+    cfg = bench_lib.BenchConfig(
+        model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
+        fractions=split_list(kw["fractions"], float) or None, seeds=split_list(kw["seeds"], int),
+        limit=kw["limit"], output=kw["output"], select_on=kw["select_on"],
+        calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
+        batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
+        scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
+        threshold=kw["threshold"], device=kw["device"], dtype=kw["dtype"],
+        tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],
+    )
+    rows = bench_lib.run(cfg)
+    if not rows:
+        click.echo(f"nothing to do: every cell is already in {cfg.output} (use --force to re-run)")
+        return
+    click.echo(format_rows(rows))
+    click.echo(f"\n{len(rows)} row(s) appended to {cfg.output}")
+
+
+def format_rows(rows) -> str:
+    import pandas as pd
+
+    df = pd.DataFrame([r.__dict__ for r in rows])
+    cols = ["task", "split", "strategy", "fraction", "seed", "metric", "value", "stderr", "delta",
+            "p_value", "n", "n_pruned", "scoring_seconds", "eval_seconds"]
+    return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+@cli.command()
+@click.option("--tasks-dir", help="Also list the tasks in this directory of lm-eval YAMLs.")
+@click.option("--all", "show_all", is_flag=True, help="Also list every lm-eval task (slower).")
+def tasks(tasks_dir: str | None, show_all: bool) -> None:
+    """List the tasks `harness bench --task` accepts."""
+    from harness import tasks as task_lib
+
+    for name in task_lib.shipped(tasks_dir, include_defaults=show_all):
+        click.echo(name)
+
+
+@cli.command()
+def plugins() -> None:
+    """List loaded plugins, their versions, hooks and the components they register."""
+    from harness.plugins import KINDS, registry
+
+    reg = registry()
+    by_plugin: dict[str, dict[str, list[str]]] = {}
+    for kind in KINDS:
+        for comp in reg.components[kind].values():
+            by_plugin.setdefault(comp.plugin, {}).setdefault(kind, []).append(comp.name)
+    click.echo("hook points: " + ", ".join(
+        f"register_{k}" for k in KINDS) + "  (see harness/hookspecs.py)")
+    for name, plugin in reg.pm.list_name_plugin():
+        hooks = [h.name for h in reg.pm.get_hookcallers(plugin) or []]
+        click.echo(f"\n{name} {reg.versions.get(name, '?')}  hooks: {', '.join(sorted(hooks))}")
+        for kind, names in by_plugin.get(name, {}).items():
+            click.echo(f"  {kind}: {', '.join(sorted(names))}")
+    click.echo("\nstrategies:")
+    for comp in sorted(reg.components["strategies"].values(), key=lambda c: c.name):
+        click.echo(f"  {comp.name:<12} {comp.value.description}")
+
+
+def main() -> None:
+    cli(prog_name="harness")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Paired significance tests of a pruned model against the unpruned one on the same examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def mcnemar_exact(baseline: np.ndarray, candidate: np.ndarray) -> float:
+    """Two-sided exact McNemar p-value for paired 0/1 outcomes.
+
+    Only the discordant pairs matter: b = baseline right & candidate wrong, c = the reverse.
+    Under the null each discordant pair is a fair coin, so p = 2 * P(Binom(b+c, 1/2) <= min(b, c)).
+    """
+    baseline, candidate = np.asarray(baseline) > 0.5, np.asarray(candidate) > 0.5
+    b = int(np.sum(baseline & ~candidate))
+    c = int(np.sum(~baseline & candidate))
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_bootstrap(baseline: np.ndarray, candidate: np.ndarray, iters: int = 10_000,
+                     seed: int = 0) -> float:
+    """Two-sided paired bootstrap p-value for a difference of means (any real-valued metric)."""
+    diff = np.asarray(candidate, float) - np.asarray(baseline, float)
+    if len(diff) == 0 or np.allclose(diff, 0):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(iters, len(diff)))].mean(1)
+    # how often the resampled difference lands on the other side of zero, both tails
+    p = 2 * min(np.mean(means <= 0), np.mean(means >= 0))
+    return float(min(1.0, max(p, 1.0 / iters)))
+
+
+def paired_p_value(baseline: np.ndarray, candidate: np.ndarray) -> float:
+    """McNemar for 0/1 metrics (accuracy), paired bootstrap otherwise."""
+    if len(baseline) != len(candidate):
+        return float("nan")
+    values = np.concatenate([baseline, candidate])
+    if np.isin(values, (0.0, 1.0)).all():
+        return mcnemar_exact(baseline, candidate)
+    return paired_bootstrap(baseline, candidate)
