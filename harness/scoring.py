@@ -18,7 +18,7 @@ from torch import nn
 
 from harness.calibration import Batch, target_loss
 from harness.matrices import Matrix
-from harness.spectral import Factors
+from harness.spectral import Factors, working_dtype
 
 
 @dataclass
@@ -72,7 +72,8 @@ class ScoringContext:
                 output.register_hook(lambda g: grads.__setitem__(key, g.detach()))
 
         handles = [mod.register_forward_hook(hook) for mod in by_module.values()]
-        sums = {m.id: torch.zeros(m.shape[1], device=self.device) for m in self.matrices}
+        dtype = working_dtype(next(self.model.parameters()))
+        sums = {m.id: torch.zeros(m.shape[1], device=self.device, dtype=dtype) for m in self.matrices}
         count = 0
         try:
             with frozen(self.model):
@@ -91,16 +92,16 @@ class ScoringContext:
                         if backward:
                             loss.backward()
                     valid = batch.attention_mask.bool()
-                    xs = {m.id: inputs[id(m.module)].float() for m in self.matrices}
+                    xs = {m.id: inputs[id(m.module)].to(dtype) for m in self.matrices}
                     gs = (
-                        {m.id: m.select_output(grads[id(m.module)]).float() for m in self.matrices}
+                        {m.id: m.select_output(grads[id(m.module)]).to(dtype) for m in self.matrices}
                         if backward
                         else None
                     )
                     for m in self.matrices:
                         sums[m.id] += xs[m.id][valid].sum(0)
                     count += int(valid.sum())
-                    yield Capture(batch, valid, xs, gs, float(loss))
+                    yield Capture(batch, valid, xs, gs, loss.item())
         finally:
             for h in handles:
                 h.remove()

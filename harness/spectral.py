@@ -36,9 +36,15 @@ class Factors:
         return torch.einsum("hor,hr,hri->hoi", self.U, s, self.Vh)
 
 
+def working_dtype(t: torch.Tensor) -> torch.dtype:
+    """float32 for half-precision weights (SVD and scores need it), float64 stays float64."""
+    return torch.promote_types(t.dtype, torch.float32)
+
+
 def decompose(matrix: Matrix) -> Factors:
-    """One batched float32 SVD over all head blocks of `matrix`."""
-    blocks = matrix.to_blocks(matrix.weight().float())
+    """One batched SVD (float32 or better) over all head blocks of `matrix`."""
+    w = matrix.weight()
+    blocks = matrix.to_blocks(w.to(working_dtype(w)))
     U, S, Vh = torch.linalg.svd(blocks, full_matrices=False)
     return Factors(U, S, Vh)
 
@@ -85,8 +91,8 @@ def prune(
             n_pruned += int((~k).sum())
             removed = m.from_blocks(factors[m.id].reconstruct(~k))  # (out, in)
             w = m.weight()
-            m.write_weight(w.float() - removed)
+            m.write_weight(w.to(removed.dtype) - removed)
             if input_means is not None:
-                m.add_to_bias(removed @ input_means[m.id].float())
+                m.add_to_bias(removed @ input_means[m.id].to(removed.dtype))
     total = sum(int(keep[m.id].numel()) for m in matrices)
     return Edit(restore=restore, n_pruned=n_pruned, n_total=total, masks=keep)
