@@ -78,10 +78,12 @@ def done_keys(path: str | Path) -> set[tuple[str, str]]:
 
 
 def append(path: str | Path, rows: list[Row]) -> None:
-    """Add rows to the CSV atomically (header written once; foreign columns kept)."""
+    """Add rows to the CSV atomically; a row replaces an older one of the same cell and split
+    (what `--force` re-runs), foreign columns are kept."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    existing = read_rows(path)
+    new_keys = {(r.config_hash, r.split) for r in rows}
+    existing = [r for r in read_rows(path) if (r.get("config_hash"), r.get("split")) not in new_keys]
     columns = list(COLUMNS)
     for r in existing:
         columns += [k for k in r if k not in columns and k is not None]

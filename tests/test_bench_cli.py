@@ -1,0 +1,136 @@
+"""`harness bench` end to end on a tiny Llama directory: rows, resume, errors, --save."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from harness.cli import cli
+
+GRID = ["--task", "int_mult", "--strategy", "none,eigen,random-sv,smallest-sv,magnitude",
+        "--fraction", "0.1,0.3", "--limit", "6", "--calibration-size", "8",
+        "--calibration-batch-size", "4", "--device", "cpu"]
+
+
+def bench(*args):
+    result = CliRunner().invoke(cli, ["bench", *args], catch_exceptions=False)
+    return result
+
+
+def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path):
+    out = tmp_path / "results.csv"
+    result = bench("--model", str(tiny_dir), "--output", str(out), *GRID)
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out)
+    # none: 1 cell; four pruning strategies x 2 fractions: 8 cells; each on validation and test
+    assert len(df) == (1 + 8) * 2
+    assert set(df.split) == {"validation", "test"} and set(df.n) == {6}
+    assert not df.duplicated(["config_hash", "split"]).any()
+    eigen = df[df.strategy == "eigen"]
+    assert set(eigen.n_pruned) == {int(0.1 * 2 * 2 * 8), int(0.3 * 2 * 2 * 8)}  # 2 layers x 2 kv heads x 8
+    assert (df[df.strategy == "none"].delta == 0).all()
+    masks = list((tmp_path / "results_masks").glob("*.json"))
+    assert len(masks) == 6  # the three spectral strategies x 2 fractions
+    again = bench("--model", str(tiny_dir), "--output", str(out), *GRID)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert len(pd.read_csv(out)) == len(df)
+    forced = bench("--model", str(tiny_dir), "--output", str(out), *GRID[:2], "--fraction", "0.1",
+                   "--limit", "6", "--force", "--strategy", "eigen", "--calibration-size", "8",
+                   "--calibration-batch-size", "4")
+    assert forced.exit_code == 0 and "2 row(s) appended" in forced.output
+    after = pd.read_csv(out)  # re-run rows replace the old ones of the same cell
+    assert len(after) == len(df) and not after.duplicated(["config_hash", "split"]).any()
+
+
+def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
+    out = tmp_path / "results.csv"
+    cmd = [sys.executable, "-m", "harness.cli", "bench", "--model", str(tiny_dir),
+           "--output", str(out), *GRID, "--seed", "0,1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it once a few cells have landed
+        if out.exists() and len(pd.read_csv(out)) >= 6:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    partial = pd.read_csv(out)  # parses after a kill
+    assert 0 < len(partial) < (1 + 16) * 2
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    full = pd.read_csv(out)
+    assert len(full) == (1 + 16) * 2
+    assert not full.duplicated(["config_hash", "split"]).any()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "eigne"], "unknown strategy 'eigne'; choose from: eigen, laser, magnitude, none"),
+    (["--fraction", "1.5", "--strategy", "eigen"], "fraction 1.5 is outside [0, 1)"),
+    (["--task", "nope_task"], "unknown task 'nope_task'; choose from: int_mult, int_sum"),
+    (["--model", "./missing-dir"], "model path './missing-dir' does not exist"),
+    (["--model", "/tmp/nothing-here.gguf"], "model path '/tmp/nothing-here.gguf' does not exist"),
+    (["--strategy", "eigen", "--scorer", "psychic"], "unknown scorer 'psychic'; choose from: attribution"),
+    (["--strategy", "eigen", "--matrices", "kk"], "unknown selector 'kk'; choose from: all, attn, k"),
+    (["--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda, mps"),
+])
+def test_bad_input_is_one_line_and_exit_2(tiny_dir, args, message):
+    base = ["--model", str(tiny_dir), "--task", "int_mult", "--limit", "2"]
+    result = CliRunner().invoke(cli, ["bench", *base, *args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.output
+    assert "Traceback" not in result.output
+
+
+def test_corrupt_gguf_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 64)
+    result = CliRunner().invoke(cli, ["bench", "--model", str(bad), "--task", "int_mult"],
+                                env={"EIGENHARNESS_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 2 and "cannot read GGUF file" in result.output
+
+
+def test_save_writes_a_plain_transformers_model_with_the_same_logits(tiny_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from harness import bench as bench_lib
+
+    saved = tmp_path / "pruned"
+    out = tmp_path / "r.csv"
+    result = bench("--model", str(tiny_dir), "--output", str(out), "--task", "int_mult",
+                   "--strategy", "eigen", "--fraction", "0.3", "--limit", "4", "--matrices", "k,o",
+                   "--calibration-size", "8", "--save", str(saved), "--select-on", "none")
+    assert result.exit_code == 0, result.output
+    reloaded = AutoModelForCausalLM.from_pretrained(saved).eval()
+    assert reloaded.config.attention_bias  # compensation created k biases; the config says so
+    masks = (saved / "eigenharness_masks.json").read_text()
+    assert "layer.0.k" in masks and "layer.1.o" in masks
+    # rebuild the pruned model in memory the same way and compare logits
+    from harness import models
+    model, tok = models.load(str(tiny_dir), device="cpu")
+    cfg = bench_lib.BenchConfig(model=str(tiny_dir), tasks=["int_mult"], strategies=["eigen"],
+                                fractions=[0.3], limit=4, output=tmp_path / "r2.csv",
+                                matrices="k,o", calibration_size=8, select_on="none",
+                                save=tmp_path / "pruned2", device="cpu")
+    bench_lib.run(cfg)
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned2").eval()
+    ids = torch.tensor([tok("12 x 3 = 36")["input_ids"]])
+    with torch.no_grad():
+        a, b, base = reloaded(ids).logits, again(ids).logits, model(ids).logits
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, base, atol=1e-4)  # it really is pruned
+
+
+def test_save_refuses_a_grid(tiny_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--model", str(tiny_dir), "--task", "int_mult",
+                                      "--strategy", "eigen", "--fraction", "0.1,0.2",
+                                      "--save", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--save needs exactly one pruned cell" in result.output
