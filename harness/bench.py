@@ -123,7 +123,8 @@ def write_masks(path: Path, meta: dict, edit, matrices) -> None:
         mid: {"layer": by_id[mid].layer, "kind": by_id[mid].kind, "module": by_id[mid].module_name,
               "heads": int(keep.shape[0]), "rank": int(keep.shape[1]),
               "keep": keep.int().tolist(),
-              "scores": None if edit.scores is None else edit.scores[mid].float().cpu().tolist()}
+              "scores": None if edit.scores is None
+              else [[float(f"{v:.4g}") for v in head] for head in edit.scores[mid].float().cpu().tolist()]}
         for mid, keep in edit.masks.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -1,0 +1,97 @@
+"""The plugin core: a third-party plugin registered the way pytest tests plugins."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from harness import hookimpl, plugins
+from harness.cli import cli
+from harness.errors import HarnessError
+from harness.strategy import Strategy
+
+
+class ThirdParty:
+    """A plugin offering a scorer, a pruner and a strategy that uses both."""
+
+    @hookimpl
+    def register_scorers(self, register):
+        register("largest-first", lambda ctx: {m.id: -ctx.factors[m.id].S for m in ctx.matrices})
+
+    @hookimpl
+    def register_pruners(self, register):
+        def first_head(scores, fraction, options):
+            keep = {}
+            for i, s in scores.items():
+                k = torch.ones_like(s, dtype=torch.bool)
+                k[0, : int(fraction * s.shape[1])] = False
+                keep[i] = k
+            return keep
+
+        register("first-head", first_head)
+
+    @hookimpl
+    def register_strategies(self, register):
+        register(Strategy("top-sv", "largest singular values of head 0", matrices="k",
+                          scorer="largest-first", pruner="first-head", compensate=False))
+
+
+@pytest.fixture
+def third_party():
+    pm, versions = plugins.make_plugin_manager()
+    pm.register(ThirdParty(), name="thirdparty")
+    plugins._registry = plugins.collect(pm, versions)
+    yield plugins._registry
+    plugins.reset()
+
+
+def test_builtins_register_through_the_entry_point_group():
+    reg = plugins.registry()
+    assert {"eigen", "none", "random-sv", "smallest-sv", "magnitude", "laser"} <= set(reg.names("strategies"))
+    assert reg.components["strategies"]["eigen"].plugin == "spectral_strategies"
+    import importlib.metadata
+
+    eps = {ep.name for ep in importlib.metadata.entry_points(group=plugins.GROUP)}
+    assert set(plugins.BUILTIN_MODULES) <= eps
+
+
+def test_third_party_strategy_runs_in_bench_and_is_listed(third_party, tiny_dir, tmp_path):
+    listing = CliRunner().invoke(cli, ["plugins"])
+    assert "thirdparty" in listing.output and "top-sv" in listing.output
+    assert "register_scorers" in listing.output
+    out = tmp_path / "r.csv"
+    result = CliRunner().invoke(cli, ["bench", "--model", str(tiny_dir), "--task", "int_mult",
+                                      "--strategy", "top-sv", "--fraction", "0.5", "--limit", "3",
+                                      "--output", str(out), "--select-on", "none"])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(out).iloc[0]
+    assert row.strategy == "top-sv" and row.scorer == "largest-first" and row.pruner == "first-head"
+    assert row.n_pruned == 2 * 4  # 2 layers, 4 of head 0's 8 values each
+
+
+def test_duplicate_names_are_refused():
+    pm, versions = plugins.make_plugin_manager()
+
+    class Clash:
+        @hookimpl
+        def register_strategies(self, register):
+            register(Strategy("eigen", "an impostor"))
+
+    pm.register(Clash(), name="clash")
+    with pytest.raises(HarnessError, match="strategies 'eigen' is registered twice"):
+        plugins.collect(pm, versions)
+
+
+def test_misspelled_hook_is_caught():
+    pm, _ = plugins.make_plugin_manager()
+
+    class Typo:
+        @hookimpl
+        def register_strategy(self, register):  # missing "s"
+            pass
+
+    pm.register(Typo(), name="typo")
+    with pytest.raises(Exception, match="unknown hook"):
+        pm.check_pending()
