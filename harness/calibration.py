@@ -116,6 +116,7 @@ def batches(
 
 def target_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the target tokens: position t-1 predicts token t."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)
     return F.cross_entropy(
-        logits[:, :-1].flatten(0, 1).to(torch.promote_types(logits.dtype, torch.float32)), labels[:, 1:].flatten(), ignore_index=IGNORE
+        logits[:, :-1].flatten(0, 1).to(dtype), labels[:, 1:].flatten(), ignore_index=IGNORE
     )

@@ -149,6 +149,31 @@ def format_rows(rows) -> str:
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
+@cli.command(name="leaderboard")
+@click.argument("results", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the table and plots (default: beside the first CSV).")
+@click.option("--model", "models_", multiple=True, help="Only these models (repeatable, comma lists).")
+@click.option("--task", "tasks_", multiple=True, help="Only these tasks.")
+@click.option("--strategy", "strategies", multiple=True, help="Only these strategies.")
+def leaderboard_cmd(results, out_dir, models_, tasks_, strategies) -> None:
+    """Turn results CSVs into the comparative leaderboard (CSV, Markdown) and plots.
+
+    \b
+    The fraction of each strategy is chosen on the validation split; the table reports the
+    test split at that fraction, mean ± std over seeds.
+    Example:
+      harness leaderboard leaderboard/results.csv --task int_mult
+    """
+    from harness import report
+
+    paths = list(results) or [Path("leaderboard") / "results.csv"]
+    written = report.write(paths, out_dir or paths[0].parent, split_list(models_) or None,
+                           split_list(tasks_) or None, split_list(strategies) or None)
+    click.echo((written[1]).read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
 @cli.command()
 @click.option("--tasks-dir", help="Also list the tasks in this directory of lm-eval YAMLs.")
 @click.option("--all", "show_all", is_flag=True, help="Also list every lm-eval task (slower).")

@@ -12,7 +12,6 @@ from harness.plugins import registry
 from harness.scoring import ScoringContext, frozen
 
 
-
 def effect_of_output_delta(model, batch, m, delta_fn) -> float:
     """d/da of the loss when a * delta_fn(x) is added to matrix m's output, at a = 0.
 
@@ -108,7 +107,7 @@ def test_attribution_score_is_max_over_positions_of_rolled_batch_effect():
                 if not both[b, t]:
                     continue
 
-                def delta(x, b=b, t=t):
+                def delta(x, b=b, t=t, d=d):
                     out = torch.zeros(*x.shape[:-1], m.shape[0], dtype=x.dtype)
                     out[b, t] = d(x[b - 1, t] - x[b, t])
                     return out
@@ -143,8 +142,8 @@ def test_bias_compensation_keeps_the_mean_output():
 
     def mean_outputs():  # on the same calibration inputs, before and after pruning
         with torch.no_grad():
-            return {m.id: torch.cat([m.module(xs[m.id])[..., m.rows][valid] for xs, valid in captured]).mean(0)
-                    for m in matrices}
+            return {m.id: torch.cat([m.module(xs[m.id])[..., m.rows][valid]
+                                     for xs, valid in captured]).mean(0) for m in matrices}
 
     def first_outputs():
         with torch.no_grad():
