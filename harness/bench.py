@@ -132,8 +132,14 @@ def write_masks(path: Path, meta: dict, edit, matrices) -> None:
     tmp.replace(path)
 
 
-def run(cfg: BenchConfig, echo=print) -> list[Row]:
-    """Run the grid; return every row written (rows skipped on resume are not returned)."""
+def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[str]:
+    """Config hashes of every cell of the grid (to show finished cells next to new ones)."""
+    return {leaderboard.config_hash(cell_config(cfg, t, *c))
+            for t in task_names for c in cells(cfg, strategies)}
+
+
+def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
+    """Run the grid; return the rows written now and the config hashes of the whole grid."""
     from tqdm.auto import tqdm
 
     strategies = resolve_strategies(cfg)
@@ -218,4 +224,4 @@ def run(cfg: BenchConfig, echo=print) -> list[Row]:
             written.extend(rows)
             progress.update(1)
     progress.close()
-    return written
+    return written, grid_keys(cfg, task_objs, strategies)

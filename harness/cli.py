@@ -132,18 +132,20 @@ def bench(**kw) -> None:
         threshold=kw["threshold"], device=kw["device"], dtype=kw["dtype"],
         tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],
     )
-    rows = bench_lib.run(cfg)
+    rows, keys = bench_lib.run(cfg)
+    click.echo(format_rows(cfg.output, keys))
     if not rows:
-        click.echo(f"nothing to do: every cell is already in {cfg.output} (use --force to re-run)")
-        return
-    click.echo(format_rows(rows))
-    click.echo(f"\n{len(rows)} row(s) appended to {cfg.output}")
+        click.echo(f"\nnothing to do: every cell is already in {cfg.output} (use --force to re-run)")
+    else:
+        click.echo(f"\n{len(rows)} row(s) appended to {cfg.output}")
 
 
-def format_rows(rows) -> str:
+def format_rows(csv_path: Path, keys: set[str]) -> str:
+    """The grid's rows, finished earlier or just now, as a plain table."""
     import pandas as pd
 
-    df = pd.DataFrame([r.__dict__ for r in rows])
+    df = pd.read_csv(csv_path)
+    df = df[df.config_hash.isin(keys)]
     cols = ["task", "split", "strategy", "fraction", "seed", "metric", "value", "stderr", "delta",
             "p_value", "n", "n_pruned", "scoring_seconds", "eval_seconds"]
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
