@@ -8,7 +8,6 @@ full index (about 14 s) built, so `--task hellaswag` still works for an online u
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -20,8 +19,43 @@ def shipped_dir() -> Path:
     return TASKS_DIR
 
 
+# lm-eval's own prompts for SuperGLUE, reused by `include:` of the installed lm-eval files;
+# they only swap in the project's data (local jsonl or hub, with a held-out validation part).
+LMEVAL_PROMPTS = {
+    "cb_lmeval": ("super_glue/cb/default.yaml", "cb"),
+    "copa_lmeval": ("super_glue/copa/default.yaml", "copa"),
+    "rte_lmeval": ("super_glue/rte/default.yaml", "rte"),
+}
+
+
+def lmeval_prompt_dir() -> Path:
+    """Task YAMLs that `include:` the installed lm-eval files, generated once per lm-eval version.
+
+    An include must be a path, and where lm-eval is installed is only known at run time, so
+    these few lines are written under $EIGENHARNESS_HOME/tasks rather than shipped.
+    """
+    import lm_eval
+
+    from harness.models import home
+
+    root = Path(lm_eval.__file__).parent / "tasks"
+    data_module = shipped_dir() / "superglue" / "superglue"
+    out = home() / "tasks" / f"lm_eval-{lm_eval.__version__}"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (rel, loader) in LMEVAL_PROMPTS.items():
+        text = (f"include: {root / rel}\ntask: {name}\ntag: superglue_lmeval\n"
+                f"custom_dataset: !function {data_module}.{loader}\n"
+                "training_split: train\nvalidation_split: validation\ntest_split: test\n")
+        target = out / f"{name}.yaml"
+        if (root / rel).is_file() and (not target.is_file() or target.read_text() != text):
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(target)
+    return out
+
+
 def _include(tasks_dir: str | None) -> list[str]:
-    include = [str(shipped_dir())]
+    include = [str(shipped_dir()), str(lmeval_prompt_dir())]
     if tasks_dir is not None:
         path = Path(tasks_dir).expanduser()
         if not path.is_dir():
@@ -34,15 +68,16 @@ def task_manager(names: list[str], tasks_dir: str | None = None, data_dir: str |
     """One TaskManager that knows every name in `names`, or a clear error."""
     from lm_eval.tasks import TaskManager
 
-    if data_dir is not None:
+    metadata = None
+    if data_dir is not None:  # reaches the tasks' custom_dataset functions as a keyword
         if not Path(data_dir).expanduser().is_dir():
             raise HarnessError(f"--data-dir '{data_dir}' is not a directory")
-        os.environ["EIGENHARNESS_DATA_DIR"] = str(Path(data_dir).expanduser().resolve())
+        metadata = {"data_dir": str(Path(data_dir).expanduser().resolve())}
     include = _include(tasks_dir)
-    manager = TaskManager(include_path=include, include_defaults=False)
+    manager = TaskManager(include_path=include, include_defaults=False, metadata=metadata)
     if all(n in manager.all_tasks for n in names):
         return manager
-    full = TaskManager(include_path=include, include_defaults=True)
+    full = TaskManager(include_path=include, include_defaults=True, metadata=metadata)
     missing = [n for n in names if n not in full.all_tasks]
     if missing:
         local = [t for t in manager.all_subtasks]
