@@ -95,3 +95,30 @@ def test_misspelled_hook_is_caught():
     pm.register(Typo(), name="typo")
     with pytest.raises(Exception, match="unknown hook"):
         pm.check_pending()
+
+
+def test_env_variable_limits_external_plugins(monkeypatch):
+    import importlib.metadata as md
+    import sys
+    import types
+
+    module = types.ModuleType("fake_external_plugin")
+
+    @hookimpl
+    def register_strategies(register):
+        register(Strategy("external-one", "from an installed package"))
+
+    module.register_strategies = register_strategies
+    monkeypatch.setitem(sys.modules, "fake_external_plugin", module)
+    real = md.entry_points
+
+    def entry_points(group=None):
+        eps = list(real(group=group))
+        return eps + [md.EntryPoint("fake", "fake_external_plugin", plugins.GROUP)]
+
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setenv("EIGENHARNESS_PLUGINS", "fake")
+    assert "external-one" in plugins.collect(*plugins.make_plugin_manager()).names("strategies")
+    monkeypatch.setenv("EIGENHARNESS_PLUGINS", "")
+    reg = plugins.collect(*plugins.make_plugin_manager())
+    assert "external-one" not in reg.names("strategies") and "eigen" in reg.names("strategies")

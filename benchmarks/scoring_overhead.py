@@ -1,0 +1,67 @@
+"""How long scoring takes next to one plain forward+backward pass over the same batches.
+
+Prints ratios measured in this run (no timing asserts anywhere: machines are shared/noisy).
+
+    python benchmarks/scoring_overhead.py [--model smollm2-135m] [--task int_mult] [--matrices k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from harness import calibration, models, selection, spectral
+from harness import tasks as task_lib
+from harness.calibration import target_loss
+from harness.plugins import registry
+from harness.scoring import ScoringContext
+
+
+def plain_pass(model, batches) -> float:
+    """Forward + backward (weights' gradients) per batch: the floor any scorer pays."""
+    start = time.perf_counter()
+    for b in batches:
+        model.zero_grad(set_to_none=True)
+        logits = model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits
+        target_loss(logits, b.labels).backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--task", default="int_mult")
+    parser.add_argument("--matrices", default="k")
+    parser.add_argument("--calibration-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    model, tok = models.load(args.model, device="cpu")
+    _, loaded = task_lib.load([args.task])
+    batches = calibration.batches(loaded[args.task], tok, args.calibration_size, args.batch_size)
+    matrices = selection.select(selection.candidates(model), args.matrices)
+    start = time.perf_counter()
+    factors = spectral.SpectrumCache().get(matrices)
+    svd_seconds = time.perf_counter() - start
+    plain_pass(model, batches)  # warm-up
+    base = min(plain_pass(model, batches) for _ in range(args.repeats))
+    print(f"model={args.model} task={args.task} matrices={args.matrices} "
+          f"({len(matrices)} matrices, {sum(f.S.numel() for f in factors.values())} singular values), "
+          f"{len(batches)} batches of {args.batch_size}")
+    print(f"SVD (once per model): {svd_seconds:.3f} s")
+    print(f"plain forward+backward over the batches: {base:.3f} s")
+    for name in ("attribution", "gradient", "mean-ablation"):
+        scorer = registry().get("scorers", name)
+        runs = []
+        for _ in range(args.repeats):
+            ctx = ScoringContext(model, matrices, factors, batches)
+            t = time.perf_counter()
+            scorer(ctx)
+            runs.append(time.perf_counter() - t)
+        print(f"{name:>14}: {min(runs):.3f} s  = {min(runs) / base:.2f}x the plain pass")
+
+
+if __name__ == "__main__":
+    main()
