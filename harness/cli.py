@@ -68,7 +68,9 @@ def cli(debug: bool) -> None:
       harness bench --model smollm2-135m --task int_mult --strategy none,eigen --fraction 0.05,0.2
       harness leaderboard leaderboard/results.csv
     """
-    if not debug:
+    if debug:
+        os.environ["EIGENHARNESS_DEBUG"] = "1"
+    else:
         _quiet()
 
 

@@ -8,7 +8,10 @@ really evaluated.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -52,10 +55,15 @@ def run(lm, task, split: str, limit: int | None = None, task_manager=None) -> Ev
     metric = primary_metric(task)
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     start = time.perf_counter()
-    out = simple_evaluate(
-        model=lm, tasks=[view], limit=limit, log_samples=True, use_cache=None,
-        cache_requests=False, bootstrap_iters=1000, task_manager=task_manager,
-    )
+    # lm-eval draws several progress bars per call; inside a sweep they drown the one that
+    # matters (cells done, ETA), so they go to a buffer unless --debug.
+    muted = contextlib.nullcontext() if os.environ.get("EIGENHARNESS_DEBUG") else \
+        contextlib.redirect_stderr(io.StringIO())
+    with muted:
+        out = simple_evaluate(
+            model=lm, tasks=[view], limit=limit, log_samples=True, use_cache=None,
+            cache_requests=False, bootstrap_iters=1000, task_manager=task_manager,
+        )
     seconds = time.perf_counter() - start
     result = out["results"][name]
     key = next(k for k in result if k.split(",")[0] == metric)
