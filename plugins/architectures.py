@@ -22,48 +22,36 @@ def _layers(model, path: str):
     return obj
 
 
+def _attention(layer, i: int, names: tuple[str, str, str, str], config) -> list[Matrix]:
+    """Q, K, V (split by output rows per head) and O (split by input columns per head)."""
+    heads, kv_heads = _attention_heads(config)
+    prefix = f"model.layers.{i}.self_attn"
+    return [
+        Matrix(f"layer.{i}.{kind}", i, kind, getattr(layer.self_attn, name), f"{prefix}.{name}",
+               heads=n, block_axis=axis)
+        for kind, name, n, axis in zip(
+            ("q", "k", "v", "o"), names, (heads, kv_heads, kv_heads, heads),
+            ("out", "out", "out", "in"), strict=True)
+    ]
+
+
 def llama_like(model) -> list[Matrix]:
-    heads, kv_heads = _attention_heads(model.config)
     found = []
     for i, layer in enumerate(_layers(model, "model.layers")):
-        prefix = f"model.layers.{i}"
-        attn, mlp = layer.self_attn, layer.mlp
-        for kind, name, n, axis in (
-            ("q", "q_proj", heads, "out"),
-            ("k", "k_proj", kv_heads, "out"),
-            ("v", "v_proj", kv_heads, "out"),
-            ("o", "o_proj", heads, "in"),
-        ):
-            found.append(
-                Matrix(f"layer.{i}.{kind}", i, kind, getattr(attn, name),
-                       f"{prefix}.self_attn.{name}", heads=n, block_axis=axis)
-            )
+        found += _attention(layer, i, ("q_proj", "k_proj", "v_proj", "o_proj"), model.config)
         for kind, name in (("mlp_in", "gate_proj"), ("mlp_in", "up_proj"), ("mlp_out", "down_proj")):
             suffix = "" if kind == "mlp_out" else "." + name.removesuffix("_proj")
-            found.append(
-                Matrix(f"layer.{i}.{kind}{suffix}", i, kind, getattr(mlp, name), f"{prefix}.mlp.{name}")
-            )
+            found.append(Matrix(f"layer.{i}.{kind}{suffix}", i, kind, getattr(layer.mlp, name),
+                                f"model.layers.{i}.mlp.{name}"))
     return found
 
 
 def phi(model) -> list[Matrix]:
-    heads, kv_heads = _attention_heads(model.config)
     found = []
     for i, layer in enumerate(_layers(model, "model.layers")):
-        prefix = f"model.layers.{i}"
-        attn, mlp = layer.self_attn, layer.mlp
-        for kind, name, n, axis in (
-            ("q", "q_proj", heads, "out"),
-            ("k", "k_proj", kv_heads, "out"),
-            ("v", "v_proj", kv_heads, "out"),
-            ("o", "dense", heads, "in"),
-        ):
-            found.append(
-                Matrix(f"layer.{i}.{kind}", i, kind, getattr(attn, name),
-                       f"{prefix}.self_attn.{name}", heads=n, block_axis=axis)
-            )
-        found.append(Matrix(f"layer.{i}.mlp_in", i, "mlp_in", mlp.fc1, f"{prefix}.mlp.fc1"))
-        found.append(Matrix(f"layer.{i}.mlp_out", i, "mlp_out", mlp.fc2, f"{prefix}.mlp.fc2"))
+        found += _attention(layer, i, ("q_proj", "k_proj", "v_proj", "dense"), model.config)
+        found.append(Matrix(f"layer.{i}.mlp_in", i, "mlp_in", layer.mlp.fc1, f"model.layers.{i}.mlp.fc1"))
+        found.append(Matrix(f"layer.{i}.mlp_out", i, "mlp_out", layer.mlp.fc2, f"model.layers.{i}.mlp.fc2"))
     return found
 
 
