@@ -138,6 +138,25 @@ def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[s
             for t in task_names for c in cells(cfg, strategies)}
 
 
+def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: Strategy,
+             request: PruneRequest, seconds: float, stamp: dict) -> Row:
+    """One leaderboard row: a split's result, set against the unpruned model's on that split."""
+    pruning = s.uses_fraction
+    return Row(
+        model=cfg.model, task=config["task"], split=result.split, strategy=s.name,
+        fraction=config["fraction"], metric=result.metric, value=result.value,
+        stderr=result.stderr, n=result.n, seed=config["seed"], seconds=round(seconds, 3),
+        timestamp=leaderboard.now(), delta=result.value - base.value,
+        p_value=paired_p_value(base.per_example, result.per_example),
+        n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit if pruning else "",
+        matrices=s.matrices if pruning else "", scorer=s.scorer or "",
+        pruner=s.pruner if s.apply is None else "", compensate=s.compensate and s.apply is None,
+        calibration_size=sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
+        scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
+        config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
+    )
+
+
 def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     """Run the grid; return the rows written now and the config hashes of the whole grid."""
     from tqdm.auto import tqdm
@@ -188,7 +207,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
                 cache=caches.setdefault((tuple(m.id for m in matrices), seed), {}),
                 evaluate=lambda split, limit, _t=task: evaluate.run(lm, _t, split, limit, manager).value,
             )
-            edit = (s.apply or spectral_apply)(request) if s.uses_fraction else s.apply(request)
+            edit = (s.apply or spectral_apply)(request)
             try:
                 results = baseline if not s.uses_fraction else {
                     sp: evaluate.run(lm, task, sp, cfg.limit, manager) for sp in splits}
@@ -199,25 +218,8 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
             finally:
                 edit.restore()
             seconds = time.perf_counter() - start
-            rows = []
-            for sp, r in results.items():
-                if (key, sp) in done:
-                    continue
-                base = baseline[sp]
-                rows.append(Row(
-                    model=cfg.model, task=task_name, split=sp, strategy=s.name, fraction=fraction,
-                    metric=r.metric, value=r.value, stderr=r.stderr, n=r.n, seed=seed,
-                    seconds=round(seconds, 3), timestamp=leaderboard.now(),
-                    delta=r.value - base.value,
-                    p_value=paired_p_value(base.per_example, r.per_example),
-                    n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit if s.uses_fraction else "",
-                    matrices=s.matrices if s.uses_fraction else "", scorer=s.scorer or "",
-                    pruner=s.pruner if s.apply is None else "", compensate=s.compensate and s.apply is None,
-                    calibration_size=sum(b.n_examples for b in batches.get(seed, [])),
-                    scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(r.seconds, 3),
-                    config_hash=key, details=json.dumps(edit.details) if edit.details else "",
-                    **stamp,
-                ))
+            rows = [make_row(cfg, config, key, r, baseline[sp], edit, s, request, seconds, stamp)
+                    for sp, r in results.items() if (key, sp) not in done]
             if edit.masks is not None:
                 write_masks(masks_dir / f"{key}.json", config, edit, matrices)
             leaderboard.append(cfg.output, rows)
