@@ -19,6 +19,7 @@ import importlib.util
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -91,6 +92,7 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    print(f"converting {gguf.name} once to {target} (about 30 s)...", file=sys.stderr, flush=True)
     try:
         loaded = AutoModelForCausalLM.from_pretrained(
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
