@@ -42,7 +42,7 @@ class HarnessGroup(click.Group):
             ctx.exit(2)
 
 
-def split_list(values, cast=str) -> list:
+def split_list(values, cast=str, option: str = "value") -> list:
     """Repeatable options that also take comma lists: --task a,b --task c -> [a, b, c]."""
     out = []
     for value in values or ():
@@ -53,7 +53,8 @@ def split_list(values, cast=str) -> list:
             try:
                 out.append(cast(part))
             except ValueError:
-                raise HarnessError(f"'{part}' is not a valid {cast.__name__}") from None
+                kind = {"int": "an integer", "float": "a number"}.get(cast.__name__, cast.__name__)
+                raise HarnessError(f"{option} '{part}' is not {kind}") from None
     return out
 
 
@@ -126,7 +127,8 @@ def bench(**kw) -> None:
         raise HarnessError("--limit must be >= 1")
     cfg = bench_lib.BenchConfig(
         model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
-        fractions=split_list(kw["fractions"], float) or None, seeds=split_list(kw["seeds"], int),
+        fractions=split_list(kw["fractions"], float, "--fraction") or None,
+        seeds=split_list(kw["seeds"], int, "--seed") or [0],
         limit=kw["limit"], output=kw["output"], select_on=kw["select_on"],
         calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
         batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
