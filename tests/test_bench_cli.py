@@ -80,6 +80,9 @@ def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
     (["--strategy", "eigen", "--scorer", "psychic"], "unknown scorer 'psychic'; choose from: attribution"),
     (["--strategy", "eigen", "--matrices", "kk"], "unknown selector 'kk'; choose from: all, attn, k"),
     (["--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda, mps"),
+    (["--seed", "abc"], "--seed 'abc' is not an integer"),
+    (["--layers", "7", "--strategy", "eigen"], "--layers names layer 7; the model has layers 0-1"),
+    (["--dtype", "int4"], "unknown dtype 'int4'; choose from: auto, float32"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tiny_dir, args, message):
     base = ["--model", str(tiny_dir), "--task", "int_mult", "--limit", "2"]
