@@ -173,6 +173,9 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     lm = evaluate.wrap(model, tokenizer, cfg.batch_size)  # wraps (and re-ties) before pruning
     needs_matrices = any(s.uses_fraction for s in strategies)
     all_matrices = selection.candidates(model) if needs_matrices else []
+    for s in strategies:  # a bad --matrices/--layers fails now, not after the baseline
+        if s.uses_fraction:
+            selection.select(all_matrices, s.matrices, cfg.layers)
     spectrum = spectral.SpectrumCache()
     stamp = versions()
     written: list[Row] = []
