@@ -111,3 +111,25 @@ def test_parse_layers():
         parse_layers("12", 10)
     with pytest.raises(HarnessError, match="bad --layers"):
         parse_layers("a", 10)
+
+
+def test_split_view_leaves_the_task_alone():
+    _, loaded = task_lib.load(["int_mult"])
+    task = loaded["int_mult"]
+    view = task_lib.for_split(task, "validation")
+    assert len(view.eval_docs) == 64 and len(task.eval_docs) == 80
+    assert task_lib.for_split(task, "test") is task
+    with pytest.raises(HarnessError, match="has no bogus split|unknown split"):
+        task_lib.for_split(task, "bogus")
+
+
+def test_tasks_command_lists_shipped_tasks_and_a_users_dir(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    (tmp_path / "mine.yaml").write_text(
+        "include: " + str(task_lib.shipped_dir() / "arithmetic" / "int_mult.yaml") + "\ntask: my_mult\n")
+    result = CliRunner().invoke(cli, ["tasks", "--tasks-dir", str(tmp_path)])
+    names = result.output.split()
+    assert {"int_sum", "int_mult", "cb_eigen", "copa_lmeval", "my_mult"} <= set(names)
