@@ -104,8 +104,6 @@ def test_corrupt_gguf_is_a_clear_error(tmp_path):
 def test_save_writes_a_plain_transformers_model_with_the_same_logits(tiny_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from harness import bench as bench_lib
-
     saved = tmp_path / "pruned"
     out = tmp_path / "r.csv"
     result = bench("--model", str(tiny_dir), "--output", str(out), "--task", "int_mult",
@@ -116,20 +114,34 @@ def test_save_writes_a_plain_transformers_model_with_the_same_logits(tiny_dir, t
     assert reloaded.config.attention_bias  # compensation created k biases; the config says so
     masks = (saved / "eigenharness_masks.json").read_text()
     assert "layer.0.k" in masks and "layer.1.o" in masks
-    # rebuild the pruned model in memory the same way and compare logits
-    from harness import models
+    # the same cell through the API, compared with the in-memory pruned model itself
+    from harness import calibration, models, selection, spectral
+    from harness import tasks as task_lib
+    from harness.export import save_pruned
+    from harness.plugins import registry
+    from harness.strategy import PruneRequest, spectral_apply
+
     model, tok = models.load(str(tiny_dir), device="cpu")
-    cfg = bench_lib.BenchConfig(model=str(tiny_dir), tasks=["int_mult"], strategies=["eigen"],
-                                fractions=[0.3], limit=4, output=tmp_path / "r2.csv",
-                                matrices="k,o", calibration_size=8, select_on="none",
-                                save=tmp_path / "pruned2", device="cpu")
-    bench_lib.run(cfg)
-    again = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned2").eval()
+    _, loaded = task_lib.load(["int_mult"])
     ids = torch.tensor([tok("12 x 3 = 36")["input_ids"]])
     with torch.no_grad():
-        a, b, base = reloaded(ids).logits, again(ids).logits, model(ids).logits
-    assert torch.allclose(a, b, atol=1e-6)
-    assert not torch.allclose(a, base, atol=1e-4)  # it really is pruned
+        base = model(ids).logits
+    matrices = selection.select(selection.candidates(model), "k,o")
+    req = PruneRequest(model=model, matrices=matrices, fraction=0.3, seed=0,
+                       strategy=registry().get("strategies", "eigen"),
+                       batches=calibration.batches(loaded["int_mult"], tok, 8, 16, 0),
+                       spectrum=spectral.SpectrumCache())
+    edit = spectral_apply(req)
+    with torch.no_grad():
+        pruned = model(ids).logits
+    save_pruned(model, tok, matrices, edit, tmp_path / "pruned2")
+    edit.restore()
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned2").eval()
+    with torch.no_grad():
+        assert torch.allclose(again(ids).logits, pruned, atol=1e-5)
+        assert torch.allclose(reloaded(ids).logits, pruned, atol=1e-5)  # the CLI's --save too
+        assert torch.equal(model(ids).logits, base)  # restored
+    assert not torch.allclose(pruned, base, atol=1e-4)  # it really is pruned
 
 
 def test_save_refuses_a_grid(tiny_dir, tmp_path):
