@@ -19,6 +19,7 @@ import torch
 from harness import __version__, calibration, evaluate, leaderboard, models, selection, spectral
 from harness import tasks as task_lib
 from harness.errors import HarnessError
+from harness.export import mask_report, write_json
 from harness.leaderboard import Row
 from harness.plugins import registry
 from harness.stats import paired_p_value
@@ -116,22 +117,6 @@ def cell_config(cfg: BenchConfig, task: str, s: Strategy, seed: int, fraction: f
             "calibration_batch_size": cfg.calibration_batch_size, "dtype": cfg.dtype}
 
 
-def write_masks(path: Path, meta: dict, edit, matrices) -> None:
-    """Which singular values of which matrix were pruned, with their scores (JSON)."""
-    by_id = {m.id: m for m in matrices}
-    payload = dict(meta, matrices={
-        mid: {"layer": by_id[mid].layer, "kind": by_id[mid].kind, "module": by_id[mid].module_name,
-              "heads": int(keep.shape[0]), "rank": int(keep.shape[1]),
-              "keep": keep.int().tolist(),
-              "scores": None if edit.scores is None
-              else [[float(f"{v:.4g}") for v in head] for head in edit.scores[mid].float().cpu().tolist()]}
-        for mid, keep in edit.masks.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
-
-
 def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[str]:
     """Config hashes of every cell of the grid (to show finished cells next to new ones)."""
     return {leaderboard.config_hash(cell_config(cfg, t, *c))
@@ -224,7 +209,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
             rows = [make_row(cfg, config, key, r, baseline[sp], edit, s, request, seconds, stamp)
                     for sp, r in results.items() if (key, sp) not in done]
             if edit.masks is not None:
-                write_masks(masks_dir / f"{key}.json", config, edit, matrices)
+                write_json(masks_dir / f"{key}.json", mask_report(edit, matrices, config))
             leaderboard.append(cfg.output, rows)
             written.extend(rows)
             progress.update(1)

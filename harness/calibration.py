@@ -38,14 +38,12 @@ class Batch:
 
 def split_docs(task, split: str) -> list[dict]:
     """The documents of one split, with a clear error when the task lacks it."""
+    from harness.tasks import splits
+
     if split not in SPLITS:
         raise HarnessError(f"unknown split '{split}'; choose from: {', '.join(SPLITS)}")
-    has = {"train": task.has_training_docs, "validation": task.has_validation_docs,
-           "test": task.has_test_docs}[split]
-    if not has():
-        available = [s for s, f in (("train", task.has_training_docs),
-                                    ("validation", task.has_validation_docs),
-                                    ("test", task.has_test_docs)) if f()]
+    available = splits(task)
+    if split not in available:
         raise HarnessError(
             f"task '{task.config.task}' has no {split} split; it has: {', '.join(available)}"
         )

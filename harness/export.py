@@ -46,6 +46,29 @@ def storable_config(model, state: dict[str, torch.Tensor]):
     return config, expected
 
 
+def mask_report(edit, matrices, meta: dict | None = None) -> dict:
+    """Which singular values of which matrix were pruned, with their scores (JSON-ready)."""
+    by_id = {m.id: m for m in matrices}
+    report = {"meta": meta or {}, "n_pruned": edit.n_pruned, "unit": edit.unit, "matrices": {}}
+    for mid, keep in (edit.masks or {}).items():
+        m = by_id[mid]
+        scores = None
+        if edit.scores is not None:
+            scores = [[float(f"{v:.4g}") for v in head] for head in edit.scores[mid].float().tolist()]
+        report["matrices"][mid] = {
+            "layer": m.layer, "kind": m.kind, "module": m.module_name, "heads": int(keep.shape[0]),
+            "rank": int(keep.shape[1]), "keep": keep.int().tolist(), "scores": scores}
+    return report
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write under a temporary name and rename: an interrupted run leaves no torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+
+
 def save_pruned(model, tokenizer, matrices, edit, directory: Path, meta: dict | None = None) -> None:
     from transformers import AutoModelForCausalLM
 
@@ -62,21 +85,7 @@ def save_pruned(model, tokenizer, matrices, edit, directory: Path, meta: dict | 
     finally:
         model.config = original
     tokenizer.save_pretrained(directory)
-    masks = {}
-    if edit.masks is not None:
-        by_id = {m.id: m for m in matrices}
-        for mid, keep in edit.masks.items():
-            m = by_id[mid]
-            pruned = (~keep).nonzero().tolist()
-            masks[mid] = {
-                "module": m.module_name, "kind": m.kind, "layer": m.layer, "heads": m.heads,
-                "rank": int(keep.shape[-1]), "pruned": pruned,
-                "scores": None if edit.scores is None
-                else [edit.scores[mid][h, i].item() for h, i in pruned],
-            }
-    (directory / "eigenharness_masks.json").write_text(
-        json.dumps({"meta": meta or {}, "n_pruned": edit.n_pruned, "unit": edit.unit,
-                    "matrices": masks}, indent=1))
+    write_json(directory / "eigenharness_masks.json", mask_report(edit, matrices, meta))
     reloaded = AutoModelForCausalLM.from_pretrained(directory, dtype=model.dtype)
     stored = reloaded.state_dict()
     for key, value in model.state_dict().items():

@@ -143,7 +143,8 @@ def local_dir(spec: str) -> Path:
     return target
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers within `timeout` (False at once when offline)."""
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
@@ -165,7 +166,7 @@ def hub_snapshot(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns))
     except Exception:
         pass
-    if not _hub_reachable():
+    if not hub_reachable():
         raise HarnessError(
             f"unknown model '{repo_id}': not a local path, not in the Hugging Face cache, and the "
             f"hub is unreachable (offline); give {', '.join(EMBEDDED)}, a model directory or a .gguf file"

@@ -70,7 +70,8 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "model": model, "task": task, "strategy": strategy,
             "fraction": ", ".join(f"{f:g}" for f in sorted(set(g.fraction))),
-            "chosen_on": "-" if (g.fraction == 0).all() else g.chosen_on.iloc[0], "metric": g.metric.iloc[0], "split": "test",
+            "chosen_on": "-" if (g.fraction == 0).all() else g.chosen_on.iloc[0],
+            "metric": g.metric.iloc[0], "split": "test",
             "value_mean": g.value.mean(), "value_std": g.value.std(ddof=1) if len(g) > 1 else 0.0,
             "delta_mean": g.delta.mean(), "p_value_median": g.p_value.median(),
             "seeds": len(g), "n": int(g.n.iloc[0]), "n_pruned": int(g.n_pruned.median()),

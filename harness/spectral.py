@@ -52,8 +52,8 @@ def decompose(matrix: Matrix) -> Factors:
 class SpectrumCache:
     """SVDs computed once per model and reused across tasks, fractions and strategies.
 
-    Entries are keyed by matrix id; `invalidate` drops them, which nothing in the bench loop
-    needs because every Edit is restored before the next SVD is read.
+    Entries are keyed by matrix id; they stay valid because every Edit is restored before the
+    next cell reads them.
     """
 
     def __init__(self) -> None:
@@ -64,9 +64,6 @@ class SpectrumCache:
             if m.id not in self._factors:
                 self._factors[m.id] = decompose(m)
         return {m.id: self._factors[m.id] for m in matrices}
-
-    def invalidate(self) -> None:
-        self._factors.clear()
 
 
 def prune(

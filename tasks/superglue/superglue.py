@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 LABELS = {  # lm-eval / hub integer order
     "cb": ["entailment", "contradiction", "neutral"],
@@ -55,18 +53,13 @@ def local_splits(name: str, data_dir: Path) -> tuple[list[dict], list[dict]]:
 
 
 def hub_splits(name: str) -> tuple[list[dict], list[dict]]:
-    from huggingface_hub import constants
+    from harness.models import hub_reachable
 
-    host = urlparse(constants.ENDPOINT).hostname
-    try:
-        if constants.HF_HUB_OFFLINE:
-            raise OSError
-        socket.create_connection((host, 443), timeout=3).close()
-    except OSError:
+    if not hub_reachable():
         raise DataUnavailable(
             f"SuperGLUE {name}: no local data and the hub is unreachable; pass --data-dir DIR "
             f"(or set EIGENHARNESS_DATA_DIR) with {name}/train.jsonl and {name}/val.jsonl"
-        ) from None
+        )
     import datasets
 
     ds = datasets.load_dataset("aps/super_glue", name)
