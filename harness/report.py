@@ -99,8 +99,12 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = sorted(set(df.task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    cols = min(3, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
         sub = df[(df.task == task) & (df.split == "test")]
         baseline = sub[sub.strategy == "none"].value.mean()
         if not np.isnan(baseline):
