@@ -35,6 +35,10 @@ class HarnessGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: finished cells are saved; run the same command again to resume",
+                       err=True)
+            ctx.exit(130)
         except HarnessError as exc:
             if ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
                 raise

@@ -62,7 +62,7 @@ def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    assert proc.wait(timeout=60) == 130
     partial = pd.read_csv(out)  # parses after a kill
     assert 0 < len(partial) < (1 + 16) * 2
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -114,6 +114,12 @@ def test_save_writes_a_plain_transformers_model_with_the_same_logits(tiny_dir, t
     assert reloaded.config.attention_bias  # compensation created k biases; the config says so
     masks = (saved / "eigenharness_masks.json").read_text()
     assert "layer.0.k" in masks and "layer.1.o" in masks
+    # what `lm_eval --model hf --model_args pretrained=DIR` does, with no harness code involved
+    from lm_eval.models.huggingface import HFLM
+
+    hf = HFLM(pretrained=str(saved), device="cpu", batch_size=4)
+    assert torch.equal(hf.model.model.layers[0].self_attn.k_proj.bias,
+                       reloaded.model.layers[0].self_attn.k_proj.bias)
     # the same cell through the API, compared with the in-memory pruned model itself
     from harness import calibration, models, selection, spectral
     from harness import tasks as task_lib
