@@ -66,6 +66,8 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
                      if v is not None and s.uses_fraction}
         if s.apply is not None:  # scorer/pruner/compensation mean nothing to a custom strategy
             overrides = {k: v for k, v in overrides.items() if k == "matrices"}
+        if "scorer" in overrides or overrides.get("compensate"):
+            overrides["seeded"] = True  # a calibration sample or a scorer the seed may move
         s = dataclasses.replace(s, **overrides)
         if s.scorer is not None:
             reg.get("scorers", s.scorer)
@@ -99,12 +101,13 @@ def eval_splits(task, select_on: str) -> list[str]:
 
 
 def cells(cfg: BenchConfig, strategies: list[Strategy]):
-    """(strategy, seed, fraction) in run order; the baseline is one cell whatever the grid."""
+    """(strategy, seed, fraction) in run order; the baseline is one cell whatever the grid,
+    and a strategy the seed cannot change runs with the first seed only."""
     for s in strategies:
         if not s.uses_fraction:
             yield s, cfg.seeds[0], 0.0
             continue
-        for seed in cfg.seeds:
+        for seed in cfg.seeds if s.seeded else cfg.seeds[:1]:
             for fraction in cfg.fractions or [s.fraction]:
                 yield s, seed, fraction
 

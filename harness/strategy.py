@@ -33,6 +33,7 @@ class Strategy:
     fraction: float = 0.2  # the default budget
     uses_fraction: bool = True  # False for the unpruned baseline
     needs_calibration: bool = True
+    seeded: bool = True  # False: the seed changes nothing, so a sweep runs one seed only
     apply: Callable[[PruneRequest], Edit] | None = None
 
 

@@ -20,4 +20,4 @@ def register_strategies(register):
     register(Strategy("random-sv", "random singular values of the same matrices, same budget",
                       matrices="k", scorer="random"))
     register(Strategy("smallest-sv", "smallest singular values first (rank truncation)",
-                      matrices="k", scorer="sigma", compensate=False))
+                      matrices="k", scorer="sigma", compensate=False, seeded=False))

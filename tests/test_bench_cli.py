@@ -64,10 +64,13 @@ def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     partial = pd.read_csv(out)  # parses after a kill
-    assert 0 < len(partial) < (1 + 16) * 2
+    # none once; eigen and random-sv per seed; magnitude and smallest-sv (seed-free) once
+    cells = 1 + 2 * 2 * 2 + 2 * 1 * 2
+    assert 0 < len(partial) < cells * 2
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     full = pd.read_csv(out)
-    assert len(full) == (1 + 16) * 2
+    assert len(full) == cells * 2
+    assert set(full[full.strategy == 'magnitude'].seed) == {0}
     assert not full.duplicated(["config_hash", "split"]).any()
 
 
