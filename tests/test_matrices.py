@@ -90,3 +90,21 @@ def test_unknown_architecture_names_the_fix():
 
     with pytest.raises(HarnessError, match="unknown architecture 'weird'.*register_architectures"):
         selection.candidates(Weird())
+
+
+def test_save_refuses_a_bias_the_architecture_cannot_store(tmp_path):
+    import pytest
+    from conftest import char_tokenizer
+
+    from harness.errors import HarnessError
+    from harness.export import save_pruned
+
+    model = tiny_model("qwen2", dtype=torch.float32)  # Qwen2's o_proj has no bias and no flag
+    m = selection.select(selection.candidates(model), "o", layers="0")[0]
+    f = spectral.decompose(m)
+    keep = torch.ones_like(f.S, dtype=torch.bool)
+    keep[:, -1] = False
+    edit = spectral.prune([m], {m.id: f}, {m.id: keep}, {m.id: torch.randn(m.shape[1])})
+    with pytest.raises(HarnessError, match="cannot store .*o_proj.bias.*--no-compensate"):
+        save_pruned(model, char_tokenizer(), [m], edit, tmp_path / "out")
+    edit.restore()
