@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -53,7 +52,6 @@ def run(lm, task, split: str, limit: int | None = None, task_manager=None) -> Ev
     view = task_lib.for_split(task, split)
     name = task.config.task
     metric = primary_metric(task)
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)
     start = time.perf_counter()
     # lm-eval draws several progress bars per call; inside a sweep they drown the one that
     # matters (cells done, ETA), so they go to a buffer unless --debug.

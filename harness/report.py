@@ -92,11 +92,18 @@ def markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
+def _pyplot():
+    """pyplot on the file-only Agg backend (no display on the machines this runs on)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
+    plt = _pyplot()
 
     tasks = sorted(set(df.task))
     cols = min(3, len(tasks))
@@ -123,12 +130,9 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def heatmap(df: pd.DataFrame, sources: list[Path], path: Path, strategy: str = "eigen") -> bool:
+def heatmap(df: pd.DataFrame, path: Path, strategy: str = "eigen") -> bool:
     """Share of singular values pruned per layer x head, at the validation-chosen fraction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     chosen = choose(df[df.strategy == strategy]) if (df.strategy == strategy).any() else None
     if chosen is None or chosen.empty:
@@ -172,6 +176,6 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     t.to_csv(written[0], index=False)
     written[1].write_text(markdown(t))
     plot_fraction_curves(df, written[2])
-    if heatmap(df, paths, out_dir / "eigen_heatmap.png"):
+    if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")
     return written
