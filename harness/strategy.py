@@ -34,6 +34,9 @@ class Strategy:
     uses_fraction: bool = True  # False for the unpruned baseline
     needs_calibration: bool = True
     seeded: bool = True  # False: the seed changes nothing, so a sweep runs one seed only
+    # True for the comparisons a method must beat (the leaderboard tests every method against
+    # the best of them at the same budget); controls of a method's own parts stay False
+    baseline: bool = False
     apply: Callable[[PruneRequest], Edit] | None = None
 
 

@@ -51,4 +51,4 @@ def laser_apply(request: PruneRequest) -> Edit:
 def register_strategies(register):
     register(Strategy("laser", "LASER: one MLP-input matrix replaced by a rank-reduced copy; matrix "
                       "searched on the validation split", matrices="mlp_in", fraction=0.9,
-                      needs_calibration=False, seeded=False, apply=laser_apply))
+                      needs_calibration=False, seeded=False, apply=laser_apply, baseline=True))

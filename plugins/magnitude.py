@@ -34,4 +34,4 @@ def magnitude_apply(request: PruneRequest) -> Edit:
 def register_strategies(register):
     register(Strategy("magnitude", "zero the smallest-|w| weights of the K matrices, same fraction "
                       "of weights per matrix", matrices="k", needs_calibration=False, seeded=False,
-                      apply=magnitude_apply))
+                      apply=magnitude_apply, baseline=True))

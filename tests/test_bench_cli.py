@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from harness import per_example
 from harness.cli import cli
 
 GRID = ["--task", "int_mult", "--strategy", "none,eigen,random-sv,smallest-sv,magnitude",
@@ -39,6 +40,15 @@ def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path)
     assert (df[df.strategy == "none"].delta == 0).all()
     masks = list((tmp_path / "results_masks").glob("*.json"))
     assert len(masks) == 6  # the three spectral strategies x 2 fractions
+    # loss beside accuracy: every row has its target NLL, the baseline's delta is 0, and each
+    # row's per-example file reproduces the row's means
+    assert df.nll.notna().all() and (df.nll > 0).all()
+    assert (df[df.strategy == "none"].nll_delta == 0).all()
+    for r in df.itertuples():
+        ex = per_example.load(out, r.config_hash, r.split)
+        assert len(ex["metric"]) == r.n
+        assert ex["metric"].mean() == pytest.approx(r.value)
+        assert ex["nll"].mean() == pytest.approx(r.nll, rel=1e-5)
     again = bench("--model", str(tiny_dir), "--output", str(out), *GRID)
     assert again.exit_code == 0 and "nothing to do" in again.output
     assert len(pd.read_csv(out)) == len(df)
