@@ -57,6 +57,7 @@ KNOWN: dict[str, tuple[str, str, str]] = {
                           "p"),
 }
 HIDDEN = {"value_std"}  # shown inside value_mean
+FOLDED = {"metric", "split"}  # dropped when one value for the whole table: the value header names it
 FILTERS = ("model", "task", "strategy")
 # raw-row columns shown per cell in a row's details, in this order, where present
 CELL_COLUMNS = ["split", "fraction", "seed", "value", "stderr", "n", "delta", "p_value", "n_pruned",
@@ -93,6 +94,11 @@ def _sig(value: float) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4g}"
+
+
+def _int(value: float) -> str:
+    """Counts with thousands separators (165,870 weights), as the README writes them."""
+    return f"{int(value):,}" if float(value).is_integer() else _sig(value)
 
 
 def _percent_metrics(rows: pd.DataFrame) -> set[str]:
@@ -144,7 +150,7 @@ def _cell(column: str, kind: str, row: pd.Series, scale: float) -> tuple[str, st
     if kind == "p":
         return repr(number), f"{number:.3g}", "num" + (" sig" if number < SIGNIFICANT else "")
     if kind == "int":
-        return repr(number), _sig(number), "num"
+        return repr(number), _int(number), "num"
     return repr(number), _sig(number), "num"
 
 
@@ -214,11 +220,15 @@ def _fmt_raw(column: str, value: object, scale: float) -> str:
         return f"{number:.3g}"
     if column in ("fraction",):
         return f"{number:g}"
+    if column in ("n", "n_pruned", "n_total"):
+        return _int(number)
     return _sig(number)
 
 
 def _details(group: pd.DataFrame, used: set[tuple[str, str]], chose: set[str], scale: float,
              width: int) -> str:
+    """The row's details: each raw cell, the fingerprint, the command. `chose` is empty where
+    the table says nothing was chosen (the unpruned model, `--select-on none`)."""
     cells = [c for c in CELL_COLUMNS if c in group]
     out = [f'<tr class="details" hidden><td colspan="{width}"><div class="detail-body">']
     unit = " (%)" if scale != 1 else ""
@@ -235,10 +245,6 @@ def _details(group: pd.DataFrame, used: set[tuple[str, str]], chose: set[str], s
                 for c in cells]
         out.append(f"<td>{_esc(role)}</td><td><code>{_esc(r.get('config_hash', ''))}</code></td></tr>")
     out.append("</tbody></table></section>")
-    out.append('<section><h3>Reproduce</h3><pre><code class="cmd">'
-               f"{_esc(command(group))}</code></pre>"
-               '<p class="hint">Reruns every cell above into leaderboard/results.csv (add --output to '
-               "choose another file; tasks that read local data also need --data-dir).</p></section>")
     out.append("<section><h3>Fingerprint</h3><dl>")
     fingerprint = [c for c in group.columns if c.endswith(("_hash", "_version"))]
     fingerprint = sorted(fingerprint, key=lambda c: (c != "config_hash", c != "model_hash", c))
@@ -246,10 +252,17 @@ def _details(group: pd.DataFrame, used: set[tuple[str, str]], chose: set[str], s
         if c not in group:
             continue
         values = [str(v) for v in dict.fromkeys(group[c]) if _present(v)]
+        if c == "config_hash":  # the cells in the mean (every cell's hash is in the table above)
+            values = [v for v in values if (v, "test") in used] or values
         if values:
             out.append(f"<dt>{_esc(c)}</dt><dd>" + " ".join(
                 f"<code>{_esc(v)}</code>" for v in values) + "</dd>")
-    out.append("</dl></section></div></td></tr>")
+    out.append("</dl></section>")
+    out.append('<section class="cmd-box"><h3>Reproduce</h3><pre><code class="cmd">'
+               f"{_esc(command(group))}</code></pre>"
+               '<p class="hint">Reruns every cell above into leaderboard/results.csv (add --output to '
+               "choose another file; tasks that read local data also need --data-dir).</p></section>")
+    out.append("</div></td></tr>")
     return "".join(out)
 
 
@@ -294,7 +307,9 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
            sources: Iterable[str] = (), title: str = "eigenharness leaderboard") -> str:
     """The whole page as a string; `table` is `report.table(rows)`, `rows` the raw results."""
     table = table.reset_index(drop=True)
-    columns = [c for c in table.columns if c not in HIDDEN]
+    single_metric = "metric" in table and table["metric"].nunique() == 1
+    columns = [c for c in table.columns if c not in HIDDEN
+               and not (c in FOLDED and single_metric and table[c].nunique() == 1)]
     kinds = {c: _kind(c, table[c]) for c in columns}
     percent = _percent_metrics(rows)
     best = _best(table)
@@ -304,9 +319,10 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
     head = ['<tr><th class="toggle-col" scope="col"><span class="sr">details</span></th>']
     for c in columns:
         label, tip, _ = KNOWN.get(c, (c, f"Column {c} of the leaderboard table.", ""))
-        if c == "value_mean" and "metric" in table and table["metric"].nunique() == 1:
+        if c == "value_mean" and single_metric:
             metric = str(table["metric"].iloc[0])
-            label = f"test {metric}{' (%)' if metric in percent else ''} (mean ± std)"
+            split = str(table["split"].iloc[0]) if "split" in table else "test"
+            label = f"{split} {metric}{' (%)' if metric in percent else ''} (mean ± std)"
         num = kinds[c] != "text"
         head.append(f'<th scope="col" data-col="{_esc(c)}" data-type="{"num" if num else "text"}" '
                     f'title="{_esc(tip)}" tabindex="0" class="{"num" if num else ""}">'
@@ -328,7 +344,8 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
             tr.append(f'<td data-col="{_esc(c)}" data-v="{_esc(sort)}" class="{css}">{star}'
                       f"{_esc(text)}</td>")
         tr.append("</tr>")
-        tr.append(_details(_group_rows(rows, entry), used, chose, scale, width))
+        chose_here = chose if str(entry.get("chosen_on", "validation")) == "validation" else set()
+        tr.append(_details(_group_rows(rows, entry), used, chose_here, scale, width))
         tr.append("</tbody>")
         bodies.append("".join(tr))
 
@@ -412,7 +429,7 @@ h1 { font-size: 22px; margin: 18px 0 6px; }
 h2 { font-size: 18px; margin: 28px 0 8px; }
 h3 { font-size: 13px; margin: 4px 0 6px; text-transform: uppercase; letter-spacing: .04em;
   color: var(--muted); }
-header p { margin: 4px 0; max-width: 100ch; color: var(--muted); }
+header p { margin: 4px 0; max-width: 130ch; color: var(--muted); }
 .legend { font-size: 13px; }
 .best-swatch { background: var(--best); padding: 1px 6px; border: 1px solid #e8d48a; }
 .filters { display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: center; margin: 14px 0 10px; }
@@ -422,13 +439,13 @@ header p { margin: 4px 0; max-width: 100ch; color: var(--muted); }
 .scroll { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; }
 table#board { border-collapse: collapse; width: 100%; }
 #board > thead th { position: sticky; top: 0; background: var(--head); text-align: left;
-  font-weight: 600; padding: 7px 10px; border-bottom: 2px solid var(--line); cursor: pointer;
+  font-weight: 600; padding: 7px 9px; border-bottom: 2px solid var(--line); cursor: pointer;
   white-space: nowrap; user-select: none; }
 #board > thead th:hover, #board > thead th:focus { color: var(--accent); outline: none; }
 #board > thead th .arrow { display: inline-block; width: 1em; color: var(--accent); }
 #board > thead th[aria-sort=ascending] .arrow::after { content: " ▲"; }
 #board > thead th[aria-sort=descending] .arrow::after { content: " ▼"; }
-#board > tbody > tr.main > td { padding: 5px 10px; border-top: 1px solid var(--line);
+#board > tbody > tr.main > td { padding: 5px 9px; border-top: 1px solid var(--line);
   white-space: nowrap; }
 #board > tbody > tr.main { cursor: pointer; }
 #board > tbody > tr.main:hover { background: #f0f6fc; }
@@ -447,8 +464,10 @@ td.sig:not(.up):not(.down) { color: var(--fg); }
   padding: 0 4px; }
 tbody.open .toggle { transform: rotate(90deg); }
 tr.details > td { background: #fafbfc; border-top: 1px dashed var(--line); padding: 10px 16px 14px 40px; }
-.detail-body { display: grid; grid-template-columns: minmax(0, 1.3fr) minmax(0, 1fr); gap: 8px 28px; }
-.detail-body section:nth-child(2) { grid-column: 1 / -1; grid-row: 2; }
+.detail-body { display: grid; grid-template-columns: max-content minmax(260px, 1fr); gap: 12px 40px;
+  align-items: start; }
+.detail-body section.cmd-box { grid-column: 1 / -1; }
+@media (max-width: 1000px) { .detail-body { grid-template-columns: minmax(0, 1fr); } }
 table.cells { border-collapse: collapse; font-size: 12.5px; }
 table.cells th, table.cells td { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: left;
   white-space: nowrap; }
