@@ -304,7 +304,8 @@ CAPTIONS = {
 
 
 def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
-           sources: Iterable[str] = (), title: str = "eigenharness leaderboard") -> str:
+           sources: Iterable[str] = (), title: str = "eigenharness leaderboard",
+           path: str = "PATH") -> str:
     """The whole page as a string; `table` is `report.table(rows)`, `rows` the raw results."""
     table = table.reset_index(drop=True)
     single_metric = "metric" in table and table["metric"].nunique() == 1
@@ -363,7 +364,7 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
                       for p in plots if Path(p).is_file())
     sources = list(sources)
     source_list = ", ".join(f"<code>{_esc(s)}</code>" for s in sources) or "–"
-    regenerate = " ".join(shlex.quote(s) for s in ["harness", "leaderboard", *sources, "--html", "PATH"])
+    regenerate = " ".join(shlex.quote(s) for s in ["harness", "leaderboard", *sources, "--html", path])
     versions = ", ".join(sorted({str(v) for v in rows.get("harness_version", []) if _present(v)})) or "?"
     script = SCRIPT
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
@@ -413,7 +414,7 @@ def write(path: Path, table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(table, rows, plots, sources), encoding="utf-8")
+    tmp.write_text(render(table, rows, plots, sources, path=str(path)), encoding="utf-8")
     tmp.replace(path)  # a crash leaves the old page, never half a page
     return path
 
