@@ -232,7 +232,7 @@ def _details(group: pd.DataFrame, used: set[tuple[str, str]], chose: set[str], s
     cells = [c for c in CELL_COLUMNS if c in group]
     out = [f'<tr class="details" hidden><td colspan="{width}"><div class="detail-body">']
     unit = " (%)" if scale != 1 else ""
-    out.append("<section><h3>Cells behind this row</h3><table class=\"cells\"><thead><tr>")
+    out.append('<section class="cells-box"><h3>Cells behind this row</h3><table class="cells"><thead><tr>')
     for c in cells:
         out.append(f"<th>{_esc(c + unit if c in ('value', 'stderr', 'delta') else c)}</th>")
     out.append("<th>role</th><th>config hash</th></tr></thead><tbody>")
@@ -245,7 +245,7 @@ def _details(group: pd.DataFrame, used: set[tuple[str, str]], chose: set[str], s
                 for c in cells]
         out.append(f"<td>{_esc(role)}</td><td><code>{_esc(r.get('config_hash', ''))}</code></td></tr>")
     out.append("</tbody></table></section>")
-    out.append("<section><h3>Fingerprint</h3><dl>")
+    out.append('<section class="fingerprint"><h3>Fingerprint</h3><dl>')
     fingerprint = [c for c in group.columns if c.endswith(("_hash", "_version"))]
     fingerprint = sorted(fingerprint, key=lambda c: (c != "config_hash", c != "model_hash", c))
     for c in fingerprint + [c for c in RECIPE_COLUMNS if c in group] + ["source"]:
@@ -441,11 +441,11 @@ header p { margin: 4px 0; max-width: 130ch; color: var(--muted); }
 table#board { border-collapse: collapse; width: 100%; }
 #board > thead th { position: sticky; top: 0; background: var(--head); text-align: left;
   font-weight: 600; padding: 7px 9px; border-bottom: 2px solid var(--line); cursor: pointer;
-  white-space: nowrap; user-select: none; }
+  user-select: none; vertical-align: bottom; min-width: 4em; }
 #board > thead th:hover, #board > thead th:focus { color: var(--accent); outline: none; }
-#board > thead th .arrow { display: inline-block; width: 1em; color: var(--accent); }
-#board > thead th[aria-sort=ascending] .arrow::after { content: " ▲"; }
-#board > thead th[aria-sort=descending] .arrow::after { content: " ▼"; }
+#board > thead th .arrow { color: var(--accent); white-space: nowrap; }
+#board > thead th[aria-sort=ascending] .arrow::after { content: "\\00a0▲"; }
+#board > thead th[aria-sort=descending] .arrow::after { content: "\\00a0▼"; }
 #board > tbody > tr.main > td { padding: 5px 9px; border-top: 1px solid var(--line);
   white-space: nowrap; }
 #board > tbody > tr.main { cursor: pointer; }
@@ -465,10 +465,11 @@ td.sig:not(.up):not(.down) { color: var(--fg); }
   padding: 0 4px; }
 tbody.open .toggle { transform: rotate(90deg); }
 tr.details > td { background: #fafbfc; border-top: 1px dashed var(--line); padding: 10px 16px 14px 40px; }
-.detail-body { display: grid; grid-template-columns: max-content minmax(260px, 1fr); gap: 12px 40px;
-  align-items: start; }
-.detail-body section.cmd-box { grid-column: 1 / -1; }
-@media (max-width: 1000px) { .detail-body { grid-template-columns: minmax(0, 1fr); } }
+.detail-body { display: flex; flex-wrap: wrap; gap: 12px 40px; align-items: flex-start; }
+.detail-body section { flex: 0 1 auto; min-width: 0; max-width: 100%; }
+.detail-body section.fingerprint { flex: 1 1 320px; }
+.detail-body section.cmd-box { flex: 1 1 100%; }
+section.cells-box { overflow-x: auto; }
 table.cells { border-collapse: collapse; font-size: 12.5px; }
 table.cells th, table.cells td { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: left;
   white-space: nowrap; }
@@ -480,7 +481,8 @@ pre { margin: 0; padding: 8px 10px; background: #f3f5f7; border: 1px solid var(-
 .hint { font-size: 12px; color: var(--muted); margin: 4px 0 0; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 0; font-size: 12.5px; }
 dt { color: var(--muted); }
-dd { margin: 0; word-break: break-all; }
+dd { margin: 0; overflow-wrap: anywhere; }
+dd code { display: inline-block; margin-right: 10px; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12.5px; }
 .plots figure { margin: 0 0 22px; }
 .plots img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line);
