@@ -155,6 +155,7 @@ def browse(page, fragment: str, tmp_path) -> Board:
 
 
 def test_browser_shows_rows_sorts_filters_and_escapes(results, tmp_path):
+    chromium()  # skip (or fail under CI) before any work
     page = tmp_path / "board.html"
     assert CliRunner().invoke(cli, ["leaderboard", str(results), "--html", str(page)]).exit_code == 0
 
