@@ -47,17 +47,19 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "seeds": ("seeds", "Number of seeds averaged.", "int"),
     "n": ("n", "Test examples.", "int"),
     "n_pruned": ("pruned", "Singular values (or weights) removed, median over seeds.", "int"),
-    "nll_mean": ("test NLL (mean)", "Mean negative log-likelihood of the answers, mean over seeds.",
+    "nll_mean": ("test NLL", "Negative log-likelihood of the answers, mean over seeds.",
                  "float"),
-    "nll_delta_mean": ("Δ NLL vs none", "Change of the NLL against the unpruned model.", "float"),
+    "nll_delta_mean": ("Δ NLL", "Change of the NLL against the unpruned model, mean over seeds.", "float"),
     "best_baseline": ("best baseline", "The strongest baseline strategy on this model and task.", "text"),
-    "p_vs_best_median": ("p vs best baseline", "Paired test against the best baseline, median over "
+    "p_vs_best_median": ("p vs best", "Paired test against the best baseline, median over "
                          "seeds.", "p"),
-    "p_vs_random_seeds": ("p vs random (seeds)", "Test of this strategy against random-sv across seeds.",
+    "p_vs_random_seeds": ("p vs random", "Test of this strategy against random-sv across seeds.",
                           "p"),
 }
 HIDDEN = {"value_std"}  # shown inside value_mean
-FOLDED = {"metric", "split"}  # dropped when one value for the whole table: the value header names it
+# columns dropped from the table when they hold one value for every row; the line above the
+# table names that value (and the value column's header names the metric and split)
+FOLDED = ("model", "metric", "split", "chosen_on")
 FILTERS = ("model", "task", "strategy")
 # raw-row columns shown per cell in a row's details, in this order, where present
 CELL_COLUMNS = ["split", "fraction", "seed", "value", "stderr", "n", "delta", "p_value", "n_pruned",
@@ -309,8 +311,8 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
     """The whole page as a string; `table` is `report.table(rows)`, `rows` the raw results."""
     table = table.reset_index(drop=True)
     single_metric = "metric" in table and table["metric"].nunique() == 1
-    columns = [c for c in table.columns if c not in HIDDEN
-               and not (c in FOLDED and single_metric and table[c].nunique() == 1)]
+    folded = [c for c in FOLDED if c in table and len(table) and table[c].nunique(dropna=False) == 1]
+    columns = [c for c in table.columns if c not in HIDDEN and c not in folded]
     kinds = {c: _kind(c, table[c]) for c in columns}
     percent = _percent_metrics(rows)
     best = _best(table)
@@ -366,6 +368,8 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
     source_list = ", ".join(f"<code>{_esc(s)}</code>" for s in sources) or "–"
     regenerate = " ".join(shlex.quote(s) for s in ["harness", "leaderboard", *sources, "--html", path])
     versions = ", ".join(sorted({str(v) for v in rows.get("harness_version", []) if _present(v)})) or "?"
+    same = " &nbsp;·&nbsp; ".join(f"{_esc(KNOWN[c][0])} <b>{_esc(table[c].iloc[0])}</b>" for c in folded)
+    same = f"Every row: {same}" if same else ""
     script = SCRIPT
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -393,6 +397,7 @@ their fingerprint. The address bar keeps the sort and the filters: copy it to sh
 (p &lt; {SIGNIFICANT}) &nbsp; <span class="noise">+1.23</span> within noise (p ≥ {SIGNIFICANT})</p>
 </header>
 <main>
+<p class="same">{same}</p>
 <div class="filters">{"".join(filters)} <span class="count" aria-live="polite"></span>
 <button type="button" class="reset">reset</button></div>
 <div class="scroll"><table id="board">
@@ -437,16 +442,18 @@ header p { margin: 4px 0; max-width: 130ch; color: var(--muted); }
 .filters label { font-size: 13px; color: var(--muted); }
 .filters select, .filters input { font: inherit; padding: 3px 6px; margin-left: 4px; max-width: 260px; }
 .count { color: var(--muted); font-size: 13px; }
+p.same { margin: 12px 0 0; font-size: 13px; color: var(--muted); }
+p.same b { color: var(--fg); font-weight: 600; }
 .scroll { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; }
-table#board { border-collapse: collapse; width: 100%; }
+table#board { border-collapse: collapse; width: 100%; font-size: 13.5px; }
 #board > thead th { position: sticky; top: 0; background: var(--head); text-align: left;
-  font-weight: 600; padding: 7px 9px; border-bottom: 2px solid var(--line); cursor: pointer;
+  font-weight: 600; padding: 7px 8px; border-bottom: 2px solid var(--line); cursor: pointer;
   user-select: none; vertical-align: bottom; min-width: 4em; }
 #board > thead th:hover, #board > thead th:focus { color: var(--accent); outline: none; }
 #board > thead th .arrow { color: var(--accent); white-space: nowrap; }
 #board > thead th[aria-sort=ascending] .arrow::after { content: "\\00a0▲"; }
 #board > thead th[aria-sort=descending] .arrow::after { content: "\\00a0▼"; }
-#board > tbody > tr.main > td { padding: 5px 9px; border-top: 1px solid var(--line);
+#board > tbody > tr.main > td { padding: 5px 8px; border-top: 1px solid var(--line);
   white-space: nowrap; }
 #board > tbody > tr.main { cursor: pointer; }
 #board > tbody > tr.main:hover { background: #f0f6fc; }
