@@ -98,6 +98,11 @@ def _sig(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _exact(value: float) -> str:
+    """A number for a command line: every digit (a rounded fraction would be another cell)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _int(value: float) -> str:
     """Counts with thousands separators (165,870 weights), as the README writes them."""
     return f"{int(value):,}" if float(value).is_integer() else _sig(value)
@@ -128,7 +133,7 @@ def _cell(column: str, kind: str, row: pd.Series, scale: float) -> tuple[str, st
     """(sort value, display text, css class) of one table cell."""
     value = row.get(column)
     number = _number(value)
-    if kind in ("text",):
+    if kind == "text":
         text = str(value) if _present(value) else "–"
         return (text if _present(value) else ""), text, ""
     if kind == "fraction":
@@ -184,7 +189,7 @@ def command(group: pd.DataFrame) -> str:
     fractions = sorted({f for f in (_number(v) for v in group.get("fraction", [])) if f is not None})
     spectral_or_pruned = _present(first.get("matrices")) or any(f > 0 for f in fractions)
     if spectral_or_pruned and fractions:
-        parts += ["--fraction", ",".join(f"{f:g}" for f in fractions)]
+        parts += ["--fraction", ",".join(map(_exact, fractions))]
     seeds = sorted({int(s) for s in (_number(v) for v in group.get("seed", [])) if s is not None})
     if seeds:
         parts += ["--seed", ",".join(map(str, seeds))]
@@ -197,12 +202,12 @@ def command(group: pd.DataFrame) -> str:
         compensate = str(first.get("compensate")).strip().lower() in ("true", "1")
         parts.append("--compensate" if compensate else "--no-compensate")
     calibration = _number(first.get("calibration_size"))
-    if calibration and _present(first.get("scorer")) and calibration != 64:
+    if calibration and _present(first.get("scorer")):  # only scorers read the calibration sample
         parts += ["--calibration-size", str(int(calibration))]
     for column, option in EXTRA_OPTIONS:
         if column in group and _present(first.get(column)):
             value = first[column]
-            parts += [option, _sig(value) if isinstance(value, float) else str(value)]
+            parts += [option, _exact(value) if isinstance(value, float) else str(value)]
     if "split" in group and not (group["split"].astype(str) == "validation").any():
         parts += ["--select-on", "none"]
     return " ".join(shlex.quote(p) for p in parts)
@@ -212,7 +217,7 @@ def _fmt_raw(column: str, value: object, scale: float) -> str:
     if not _present(value):
         return "–"
     number = _number(value)
-    if number is None or isinstance(value, bool) or column in ("split",):
+    if number is None or isinstance(value, bool) or column == "split":
         return str(value)
     if column in ("value", "stderr") and scale != 1:
         return f"{scale * number:.2f}"
@@ -383,6 +388,7 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
 <meta name="generator" content="eigenharness {_esc(__version__)}">
 <title>{_esc(title)}</title>
 <style>{STYLE}</style>
+<noscript><style>tr.details[hidden] {{ display: table-row; }}</style></noscript>
 </head>
 <body>
 <header>

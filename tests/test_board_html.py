@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -62,11 +64,35 @@ def test_page_is_self_contained_and_escapes_every_csv_value(results, tmp_path):
     assert text.count('src="data:image/png;base64,') == 1
     assert "default-src 'none'" in text
     # per row: the command that reruns its cells, and the fingerprint
-    assert ("harness bench --model m --task t --strategy eigen --fraction 0.1,0.3 --seed 0,1 "
-            "--matrices k --scorer attribution --pruner global-fraction --compensate") in text
+    assert ("harness bench --model m --task t --strategy eigen --fraction 0.1,0.3 --seed 0,1 --matrices k "
+            "--scorer attribution --pruner global-fraction --compensate --calibration-size 64") in text
     assert "--strategy &#x27;&lt;script&gt;alert(1)&lt;/script&gt;&#x27; --fraction 0.2" in text
     for version in ("0.4.13", "5.24.0", "2.13.0+cpu"):
         assert f"<code>{version}</code>" in text
+
+
+def test_each_rows_command_reruns_exactly_the_cells_behind_it():
+    """On the reference board: parse every row's command as `harness bench` would and compare the
+    config hashes of its grid with those of the row's cells (the same hashes: the same cells)."""
+    from harness import bench
+    from harness.cli import bench as bench_cmd
+    from harness.cli import split_list
+
+    reference = Path(__file__).parent.parent / "leaderboard" / "reference"
+    rows = report.load([reference / "arithmetic.csv", reference / "superglue.csv"])
+    table = report.table(rows)
+    for _, entry in table.iterrows():
+        cells = board_html._group_rows(rows, entry)
+        kw = bench_cmd.make_context("bench", shlex.split(board_html.command(cells))[2:]).params
+        cfg = bench.BenchConfig(
+            model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
+            fractions=split_list(kw["fractions"], float) or None, seeds=split_list(kw["seeds"], int),
+            limit=kw["limit"], select_on=kw["select_on"], calibration_size=kw["calibration_size"],
+            calibration_batch_size=kw["calibration_batch_size"], matrices=kw["matrices"],
+            layers=kw["layers"], scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
+            threshold=kw["threshold"], dtype=kw["dtype"])
+        grid = bench.grid_keys(cfg, cfg.tasks, bench.resolve_strategies(cfg))
+        assert grid == set(cells.config_hash), board_html.command(cells)
 
 
 def test_extra_and_missing_table_columns_render(results):
