@@ -166,7 +166,9 @@ def format_rows(csv_path: Path, keys: set[str]) -> str:
 @click.option("--model", "models_", multiple=True, help="Only these models (repeatable, comma lists).")
 @click.option("--task", "tasks_", multiple=True, help="Only these tasks.")
 @click.option("--strategy", "strategies", multiple=True, help="Only these strategies.")
-def leaderboard_cmd(results, out_dir, models_, tasks_, strategies) -> None:
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the board as one self-contained HTML page (sortable, filterable).")
+def leaderboard_cmd(results, out_dir, models_, tasks_, strategies, html_path) -> None:
     """Turn results CSVs into the comparative leaderboard (CSV, Markdown) and plots.
 
     \b
@@ -179,7 +181,7 @@ def leaderboard_cmd(results, out_dir, models_, tasks_, strategies) -> None:
 
     paths = list(results) or [Path("leaderboard") / "results.csv"]
     written = report.write(paths, out_dir or paths[0].parent, split_list(models_) or None,
-                           split_list(tasks_) or None, split_list(strategies) or None)
+                           split_list(tasks_) or None, split_list(strategies) or None, html_path)
     click.echo((written[1]).read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))
 

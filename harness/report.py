@@ -301,7 +301,8 @@ def heatmap(df: pd.DataFrame, path: Path, strategy: str = "eigen") -> bool:
     return True
 
 
-def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None) -> list[Path]:
+def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None,
+          html: Path | None = None) -> list[Path]:
     df = load(paths, model, task, strategy)
     out_dir.mkdir(parents=True, exist_ok=True)
     t = table(df)
@@ -312,4 +313,8 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     plot_fraction_curves(df, written[2])
     if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")
+    if html is not None:
+        from harness import board_html
+
+        written.append(board_html.write(html, t, df, written[2:], [str(p) for p in paths]))
     return written
