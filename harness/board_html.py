@@ -50,12 +50,17 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "nll_mean": ("test NLL", "Negative log-likelihood of the answers, mean over seeds.",
                  "float"),
     "nll_delta_mean": ("Δ NLL", "Change of the NLL against the unpruned model, mean over seeds.", "float"),
-    "best_baseline": ("best baseline", "The strongest baseline strategy on this model and task.", "text"),
-    "p_vs_best_median": ("p vs best", "Paired test against the best baseline, median over "
-                         "seeds.", "p"),
-    "p_vs_random_seeds": ("p vs random", "Test of this strategy against random-sv across seeds.",
-                          "p"),
+    "role": ("role", "baseline: a comparison a method must beat; method: everything else.", "text"),
+    "best_baseline": ("best baseline", "The baseline with the highest mean test value at the same "
+                      "fraction (equal budget).", "text"),
+    "delta_vs_best_mean": ("Δ vs best", "Change against the best equal-budget baseline, mean over "
+                           "seeds.", "delta"),
+    "p_vs_best_median": ("p vs best", "Paired test against the best equal-budget baseline on the "
+                         "same examples, median over seeds.", "p"),
+    "p_seeds_vs_random": ("p seeds vs random", "Permutation test of this strategy's seeds against "
+                          "random-sv's seeds at the same fraction.", "p"),
 }
+DELTA_P = {"delta_vs_best_mean": "p_vs_best_median"}  # a Δ is marked by its own test's p
 HIDDEN = {"value_std"}  # shown inside value_mean
 # columns dropped from the table when they hold one value for every row; the line above the
 # table names that value (and the value column's header names the metric and split)
@@ -148,7 +153,7 @@ def _cell(column: str, kind: str, row: pd.Series, scale: float) -> tuple[str, st
             text += f" ± {scale * std:.2f}" if scale != 1 else f" ± {_sig(std)}"
         return repr(number), text, "num"
     if kind == "delta":
-        p = _number(row.get("p_value_median"))
+        p = _number(row.get(DELTA_P.get(column, "p_value_median")))
         text = f"{scale * number:+.2f}" if scale != 1 else f"{number:+.4g}"
         if p is not None and p < SIGNIFICANT and number != 0:
             up = number > 0
