@@ -92,9 +92,13 @@ class ScoringContext:
                         if backward:
                             loss.backward()
                     valid = batch.attention_mask.bool()
-                    xs = {m.id: inputs[id(m.module)].to(dtype) for m in self.matrices}
+
+                    def tokens(t, _shape=valid.shape):  # (B*T, d) where a family flattens (OPT's MLP)
+                        return t.reshape(*_shape, t.shape[-1])
+
+                    xs = {m.id: tokens(inputs[id(m.module)]).to(dtype) for m in self.matrices}
                     gs = (
-                        {m.id: m.select_output(grads[id(m.module)]).to(dtype) for m in self.matrices}
+                        {m.id: tokens(m.select_output(grads[id(m.module)])).to(dtype) for m in self.matrices}
                         if backward
                         else None
                     )
