@@ -142,6 +142,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         calibration_size=sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
+        architecture=selection.architecture(request.model),
     )
 
 

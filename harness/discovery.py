@@ -359,7 +359,8 @@ def _probe(model: nn.Module, o: Matrix, layer: int, ids: torch.Tensor):
             out = model(input_ids=ids, use_cache=True)
     finally:
         handle.remove()
-    kv = _cache_layer(getattr(out, "past_key_values", None), layer)
+    cache = out.get("cache") if hasattr(out, "get") else None  # transformers 5; older: past_key_values
+    kv = _cache_layer(cache if cache is not None else getattr(out, "past_key_values", None), layer)
     x = o.input_blocks(seen["x"].float())  # (B, T, H, d)
     return x, kv
 

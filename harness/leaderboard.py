@@ -49,6 +49,7 @@ class Row:
     transformers_version: str = ""
     torch_version: str = ""
     details: str = ""
+    architecture: str = ""  # "llama (registered)" or "mistral (discovered)"
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -31,6 +31,9 @@ TINY = {
     "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
 }
 
+# per-layer lists whose default length is the default layer count
+PER_FAMILY = {"gpt_neo": {"attention_types": [[["global", "local"], 1]]}}
+
 
 def config_fields(config_class) -> set[str]:
     """The names the config class accepts (dataclass fields, else its __init__ parameters)."""
@@ -43,7 +46,6 @@ def config_fields(config_class) -> set[str]:
 
 def tiny_config(model_type: str, **overrides):
     """The family's config with every size field it declares made tiny (2 layers)."""
-    from transformers import AutoConfig
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     cls = CONFIG_MAPPING[model_type]
@@ -56,8 +58,8 @@ def tiny_config(model_type: str, **overrides):
             kwargs[name] = value
         elif name in aliases and aliases[name] not in kwargs and aliases[name] in declared:
             kwargs[aliases[name]] = value
+    kwargs.update(PER_FAMILY.get(model_type, {}))
     kwargs.update(overrides)
-    del AutoConfig
     return cls(**kwargs)
 
 
