@@ -47,7 +47,7 @@ def tokenizer(vocab: int):
 
 def logits(model, ids: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return model(input_ids=ids).logits.float()
+        return model(input_ids=ids, use_cache=False).logits.float()
 
 
 @dataclass
@@ -70,7 +70,8 @@ def describe(matrices) -> str:
     for m in matrices:
         heads.setdefault(m.kind, m.heads)
     attn = "/".join(str(heads[k]) for k in ("q", "k", "v", "o") if k in heads)
-    fused = any(m.kind == "q" and m.rows != slice(None) for m in matrices)
+    fused = any(m.kind == "q" and not (isinstance(m.rows, slice) and m.rows == slice(None))
+                for m in matrices)
     n_in = len({m.id.split(".", 2)[-1] for m in matrices if m.kind == "mlp_in"})
     text = f"q/k/v/o heads {attn}{' (fused qkv)' if fused else ''}"
     return text + (f"; mlp {n_in} in + 1 out" if n_in else "; no dense mlp")
@@ -89,6 +90,9 @@ def check_family(model, save_dir: Path | None = None) -> Report:
         matrices = selection.candidates(model)
     except HarnessError as exc:
         report.problem = str(exc)
+        return report
+    except Exception as exc:  # discovery must fail in one line, but the table must not stop
+        report.problem = f"discovery crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
         return report
     report.matrices = describe(matrices)
     before = {k: v.clone() for k, v in model.state_dict().items()}

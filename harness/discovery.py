@@ -70,7 +70,10 @@ def as_linear(name: str, module: nn.Module) -> Linear | None:
 
 def _first(config, names, default=None):
     for name in names:
-        value = getattr(config, name, None)
+        try:
+            value = getattr(config, name, None)
+        except Exception:  # e.g. a per-layer attribute that refuses a global read
+            value = None
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return default
@@ -119,6 +122,21 @@ def layer_list(model: nn.Module, n_layers: int) -> tuple[str, nn.ModuleList] | N
         return None
     _, name, mod = min(found, key=lambda t: t[:2])
     return name, mod
+
+
+def _why_no_layers(model: nn.Module, n_layers: int) -> str:
+    """What the model has instead of decoder layers with recognisable attention."""
+    lists = [mod for mod in model.modules() if isinstance(mod, nn.ModuleList) and len(mod) == n_layers]
+    if not lists:
+        return f"no list of {n_layers or 'N'} decoder layers (config layer count: {n_layers or 'missing'})"
+    for name, mod in lists[0][0].named_modules():
+        leaf = name.rsplit(".", 1)[-1].lower()
+        if name and "norm" not in leaf and any(w in leaf for w in ATTENTION_WORDS):
+            linears = sorted({n.rsplit(".", 1)[-1] for n, m in mod.named_modules() if as_linear(n, m)})
+            return (f"its layers' attention '{name}' has no q/k/v or fused qkv projection "
+                    f"(linear layers: {', '.join(linears) or 'none'})")
+    return (f"its {n_layers} layers have no attention module "
+            f"({', '.join(n for n, _ in lists[0][0].named_children())}): recurrent or state-space layers")
 
 
 def _attention_module(block: nn.Module) -> tuple[str, nn.Module] | None:
@@ -277,11 +295,19 @@ class Discovery:
 def discover(model: nn.Module) -> Discovery:
     """Every prunable matrix of `model` found by structure, its head layout checked numerically."""
     model_type = getattr(model.config, "model_type", type(model).__name__)
+    try:
+        return _discover(model, model_type)
+    except HarnessError:
+        raise
+    except Exception as exc:  # a structure discovery did not foresee: one line, not a traceback
+        raise _fail(model_type, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
+
+
+def _discover(model: nn.Module, model_type: str) -> Discovery:
     shape = config_shape(model.config)
     found = layer_list(model, shape.layers)
     if found is None:
-        raise _fail(model_type, f"no list of {shape.layers or 'N'} decoder layers with attention "
-                                "projections (q/k/v or fused qkv)")
+        raise _fail(model_type, _why_no_layers(model, shape.layers))
     path, layers = found
     notes: list[str] = []
     plans = []
@@ -296,26 +322,18 @@ def discover(model: nn.Module) -> Discovery:
     skipped = [i for i, _, _, a in plans if a is None]
     if skipped:
         notes.append(f"layers without attention skipped for q/k/v/o: {skipped}")
-    first = next(a for _, _, _, a in plans if a is not None)
-    first_layer = next(i for i, _, _, a in plans if a is not None)
-    layouts = ["separate"] if first.fused is None else list(LAYOUTS)
-    layout, problems = None, []
-    for candidate in layouts:
-        attn = _attention_matrices(first_layer, first, None if candidate == "separate" else candidate)
-        try:
-            problem = check_heads(model, first_layer, attn)
-        except Exception as exc:  # a forward that breaks on the probe cannot vouch for a layout
-            problem = f"the forward failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
-        if problem is None:
-            layout = candidate
-            break
-        problems.append(f"{candidate}: {problem}")
-    if layout is None:
-        raise _fail(model_type, "no head layout matches the model's forward (" + "; ".join(problems) + ")")
+    if all(a is None for *_, a in plans):
+        raise _fail(model_type, "no layer has an attention module with q/k/v or fused qkv projections")
+    # one check per kind of attention (a hybrid may mix fused and separate projections)
+    layouts: dict[bool, str] = {}
+    for i, _, _, a in plans:
+        if a is not None and (a.fused is None) not in layouts:
+            layouts[a.fused is None] = _verified_layout(model, model_type, i, a)
     matrices: list[Matrix] = []
     moe = False
     for i, block, att_name, a in plans:
         if a is not None:
+            layout = layouts[a.fused is None]
             matrices += _attention_matrices(i, a, None if layout == "separate" else layout)
         mlp = _mlp_module(block, att_name or "")
         if mlp is None:
@@ -329,12 +347,30 @@ def discover(model: nn.Module) -> Discovery:
         else:
             linears = [lin for n, mod in mlp_mod.named_children()
                        if (lin := as_linear(f"{path}.{i}.{n}", mod)) is not None]
-        matrices += _mlp_matrices(i, shape.hidden or first.o.out_features, linears)
+        hidden = shape.hidden or next(a.o.out_features for *_, a in plans if a is not None)
+        matrices += _mlp_matrices(i, hidden, linears)
     if moe:
         notes.append("mixture-of-experts MLPs skipped (experts are not single matrices)")
     if not any(m.kind == "mlp_in" for m in matrices):
         notes.append("no dense MLP found: attention matrices only")
-    return Discovery(matrices, layout if layout == "separate" else f"fused {layout}", notes)
+    return Discovery(matrices, " + ".join(v if v == "separate" else f"fused {v}" for v in layouts.values()),
+                     notes)
+
+
+def _verified_layout(model: nn.Module, model_type: str, layer: int, a: Attention) -> str:
+    """The first candidate head layout of `layer` that the forward confirms."""
+    problems = []
+    for candidate in ["separate"] if a.fused is None else list(LAYOUTS):
+        attn = _attention_matrices(layer, a, None if candidate == "separate" else candidate)
+        try:
+            problem = check_heads(model, layer, attn)
+        except Exception as exc:  # a forward that breaks on the probe cannot vouch for a layout
+            problem = f"the forward failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        if problem is None:
+            return candidate
+        problems.append(f"{candidate}: {problem}")
+    raise _fail(model_type, f"no head layout of layer {layer} matches the model's forward ("
+                + "; ".join(problems) + ")")
 
 
 # -- the numerical check -------------------------------------------------------------------------
@@ -356,7 +392,10 @@ def _probe(model: nn.Module, o: Matrix, layer: int, ids: torch.Tensor):
     handle = o.module.register_forward_hook(lambda mod, args, out: seen.__setitem__("x", args[0].detach()))
     try:
         with torch.no_grad():
-            out = model(input_ids=ids, use_cache=True)
+            try:
+                out = model(input_ids=ids, use_cache=True)
+            except Exception:  # a forward without a (usable) cache: O's input alone is checked
+                out = model(input_ids=ids, use_cache=False)
     finally:
         handle.remove()
     cache = out.get("cache") if hasattr(out, "get") else None  # transformers 5; older: past_key_values

@@ -84,9 +84,10 @@ class ScoringContext:
                     with torch.set_grad_enabled(backward):
                         embeds = self.model.get_input_embeddings()(batch.input_ids)
                         if backward:
-                            embeds = embeds.detach().requires_grad_(True)
+                            # a copy of the leaf: a family may scale its embeddings in place (CTRL)
+                            embeds = embeds.detach().requires_grad_(True).clone()
                         logits = self.model(
-                            inputs_embeds=embeds, attention_mask=batch.attention_mask
+                            inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False
                         ).logits
                         loss = target_loss(logits, batch.labels)
                         if backward:
