@@ -32,10 +32,11 @@ KV_HEAD_COUNTS = ("num_key_value_heads", "n_kv_heads", "num_kv_heads", "n_head_k
                   "multi_query_group_num")
 HEAD_SIZES = ("head_dim", "attention_head_size", "head_size", "kv_channels")
 
-Q_NAMES = {"q_proj", "q", "query", "wq", "q_lin", "query_proj"}
-K_NAMES = {"k_proj", "k", "key", "wk", "k_lin", "key_proj"}
-V_NAMES = {"v_proj", "v", "value", "wv", "v_lin", "value_proj"}
-O_NAMES = {"o_proj", "o", "out_proj", "dense", "c_proj", "wo", "out", "proj", "out_lin", "output_proj"}
+Q_NAMES = {"q_proj", "q", "query", "wq", "q_lin", "query_proj", "project_q"}
+K_NAMES = {"k_proj", "k", "key", "wk", "k_lin", "key_proj", "project_k"}
+V_NAMES = {"v_proj", "v", "value", "wv", "v_lin", "value_proj", "project_v"}
+O_NAMES = {"o_proj", "o", "out_proj", "dense", "c_proj", "wo", "out", "proj", "out_lin", "output_proj",
+           "attention_out"}
 FUSED_NAMES = {"qkv_proj", "query_key_value", "c_attn", "wqkv", "w_pack", "qkv", "att_proj"}
 MLP_OUT_NAMES = {"down_proj", "fc2", "c_proj", "w2", "dense_4h_to_h", "wo", "fc_out", "down", "out_proj"}
 ATTENTION_WORDS = ("attn", "attention")

@@ -88,7 +88,9 @@ def table(rows) -> str:
         "(not decoder-only, or not buildable tiny and offline). Each supported family: matrices "
         "found (heads per kind, checked against the forward), eigen (gradient scores on random "
         "batches, 20% of all matrices pruned with bias compensation) changes the logits, restore "
-        "is bit-exact, and `--save` reloads with plain `AutoModelForCausalLM` to the same logits.",
+        "is bit-exact, and `--save` reloads with plain `AutoModelForCausalLM` to the same logits. "
+        "Reasons describe the tiny 2-layer build: a hybrid whose first layers are recurrent shows "
+        "none of its attention layers there.",
         "",
         "| family | supported | matrices found | architecture / reason |",
         "|---|---|---|---|",
