@@ -408,7 +408,7 @@ def _probe(model: nn.Module, o: Matrix, layer: int, ids: torch.Tensor):
 def _changed(before: torch.Tensor, after: torch.Tensor, head_axis: int) -> torch.Tensor:
     """Largest change per head, relative to the largest anywhere: (heads,)."""
     diff = (after.float() - before.float()).abs().movedim(head_axis, 0).flatten(1).amax(1)
-    return diff / diff.max().clamp_min(1e-30)
+    return (diff / diff.max().clamp_min(1e-30)).cpu()
 
 
 def check_heads(model: nn.Module, layer: int, attention: list[Matrix], tol: float = 1e-3) -> str | None:
