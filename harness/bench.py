@@ -152,6 +152,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
         nll=result.nll, nll_delta=result.nll - base.nll,
+        architecture=selection.architecture(request.model),
     )
 
 

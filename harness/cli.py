@@ -214,6 +214,8 @@ def plugins() -> None:
         click.echo(f"\n{name} {reg.versions.get(name, '?')}  hooks: {', '.join(sorted(hooks))}")
         for kind, names in by_plugin.get(name, {}).items():
             click.echo(f"  {kind}: {', '.join(sorted(names))}")
+    click.echo(f"\narchitectures: {', '.join(reg.names('architectures'))}; "
+               "other decoder-only models: structural discovery (harness/discovery.py)")
     click.echo("\nstrategies:")
     for comp in sorted(reg.components["strategies"].values(), key=lambda c: c.name):
         click.echo(f"  {comp.name:<12} {comp.value.description}")

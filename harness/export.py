@@ -1,9 +1,11 @@
 """Write a pruned model as an ordinary transformers directory, plus its mask file.
 
 Bias compensation can give a layer a bias its architecture's config says it lacks (Llama's
-k_proj). Plain `from_pretrained` would drop such weights, so the config's bias flags are
-switched on (`attention_bias`, `mlp_bias`, ...) and zero biases are written for every other
-matrix the flag adds. The directory is reloaded and checked before this returns.
+k_proj). Plain `from_pretrained` would drop such weights, so the config's bias switches are
+turned on (`attention_bias`, `mlp_bias`, `bias`, `qkv_bias`, MPT's `no_bias` off, ...) and
+zero biases are written for every other matrix a switch adds. Where no switch adds the bias
+(Qwen2's o_proj), saving is refused in one line naming --no-compensate. The directory is
+reloaded and checked before this returns.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import torch
 
 from harness.errors import HarnessError
 
-BIAS_FLAGS = ("attention_bias", "mlp_bias", "bias", "use_bias")
-
 
 def _expected_keys(config) -> dict[str, torch.Size]:
     from transformers import AutoModelForCausalLM
@@ -27,21 +27,45 @@ def _expected_keys(config) -> dict[str, torch.Size]:
     return {k: v.shape for k, v in skeleton.state_dict().items()}
 
 
+def bias_switches(config) -> list[tuple[str, bool]]:
+    """(flag, value that adds biases) for each boolean bias switch of the config that is off:
+    `attention_bias`, `mlp_bias`, `bias`, `use_bias`, `qkv_bias`, ... set True, `no_bias` set False."""
+    switches = []
+    for name, value in config.to_dict().items():
+        if not isinstance(value, bool) or "bias" not in name.lower():
+            continue
+        adds = not name.lower().startswith("no_")
+        if value != adds:
+            switches.append((name, adds))
+    return switches
+
+
 def storable_config(model, state: dict[str, torch.Tensor]):
-    """A copy of the model's config under which every key of `state` is a real parameter."""
+    """A copy of the model's config under which every key of `state` is a real parameter.
+
+    Switches are tried one at a time and kept only when they make a missing key storable and
+    add nothing but biases (zero-filled by the caller, so the model computes the same)."""
     config = copy.deepcopy(model.config)
     expected = _expected_keys(config)
-    for flag in BIAS_FLAGS:
-        if all(k in expected for k in state):
+    for flag, value in bias_switches(config):
+        missing = {k for k in state if k not in expected}
+        if not missing:
             break
-        if getattr(config, flag, None) is False:
-            setattr(config, flag, True)
-            expected = _expected_keys(config)
+        trial = copy.deepcopy(config)
+        setattr(trial, flag, value)
+        try:
+            keys = _expected_keys(trial)
+        except Exception:  # a switch the family cannot build with is not the one we want
+            continue
+        added = set(keys) - set(expected)
+        if missing & added and all(k.endswith(".bias") for k in added):
+            config, expected = trial, keys
     missing = [k for k in state if k not in expected]
     if missing:
+        model_type = getattr(model.config, "model_type", type(model).__name__)
         raise HarnessError(
-            f"this architecture cannot store {missing[0]} (added by bias compensation); "
-            "re-run with --no-compensate to save a loadable model"
+            f"{model_type} cannot store {missing[0]} (added by bias compensation): no switch of "
+            "its config adds that bias; re-run with --no-compensate to save a loadable model"
         )
     return config, expected
 

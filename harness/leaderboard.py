@@ -51,6 +51,7 @@ class Row:
     details: str = ""
     nll: float = float("nan")  # mean NLL of the target on the same examples (nats)
     nll_delta: float = float("nan")  # nll minus the unpruned model's on the same split
+    architecture: str = ""  # "llama (registered)" or "mistral (discovered)"
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -7,6 +7,10 @@ it into `heads` blocks so all heads of a layer go through one batched SVD:
     block_axis "out"  (Q, K, V per head):  W (H*o, in)  -> blocks (H, o, in)
     block_axis "in"   (O per head):        W (out, H*i) -> blocks (H, out, i)
     block_axis None   (MLP matrices):      W (out, in)  -> blocks (1, out, in)
+
+A fused module's share is `rows`: a slice where it is contiguous (GPT-2's `c_attn`), or an
+index tensor where heads interleave (GPT-NeoX's per-head [q, k, v]); reads then return a copy
+and writes go through indexing, so callers use `write_weight`/`add_to_bias`, never the view.
 """
 
 from __future__ import annotations
@@ -29,16 +33,20 @@ class Matrix:
     heads: int = 1
     block_axis: str | None = None  # "out", "in" or None
     transposed: bool = False  # True when the module stores (in, out), as GPT-2's Conv1D
-    rows: slice = field(default_factory=lambda: slice(None))  # output rows this matrix owns in a fused module
+    # output rows this matrix owns in a fused module: a slice, or a LongTensor of row indices
+    rows: slice | torch.Tensor = field(default_factory=lambda: slice(None))
 
     # -- weights ---------------------------------------------------------------------------
-    def weight(self) -> torch.Tensor:
-        """The (out, in) weight as a view of the module's parameter."""
+    def _full(self) -> torch.Tensor:
         w = self.module.weight.data
-        return (w.T if self.transposed else w)[self.rows]
+        return w.T if self.transposed else w
+
+    def weight(self) -> torch.Tensor:
+        """The (out, in) weight: a view of the parameter, a copy where `rows` is an index tensor."""
+        return self._full()[self.rows]
 
     def write_weight(self, new: torch.Tensor) -> None:
-        self.weight().copy_(new.to(self.module.weight.dtype))
+        self._full()[self.rows] = new.to(self.module.weight.dtype)
 
     def bias(self) -> torch.Tensor | None:
         b = getattr(self.module, "bias", None)
@@ -53,8 +61,8 @@ class Matrix:
                 torch.zeros(out_features, dtype=w.dtype, device=w.device),
                 requires_grad=w.requires_grad,
             )
-        b = self.bias()
-        b.copy_(b + delta.to(b.dtype))
+        b = self.module.bias.data
+        b[self.rows] = b[self.rows] + delta.to(b.dtype)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -84,17 +84,22 @@ class ScoringContext:
                     with torch.set_grad_enabled(backward):
                         embeds = self.model.get_input_embeddings()(batch.input_ids)
                         if backward:
-                            embeds = embeds.detach().requires_grad_(True)
+                            # a copy of the leaf: a family may scale its embeddings in place (CTRL)
+                            embeds = embeds.detach().requires_grad_(True).clone()
                         logits = self.model(
-                            inputs_embeds=embeds, attention_mask=batch.attention_mask
+                            inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False
                         ).logits
                         loss = target_loss(logits, batch.labels)
                         if backward:
                             loss.backward()
                     valid = batch.attention_mask.bool()
-                    xs = {m.id: inputs[id(m.module)].to(dtype) for m in self.matrices}
+
+                    def tokens(t, _shape=valid.shape):  # (B*T, d) where a family flattens (OPT's MLP)
+                        return t.reshape(*_shape, t.shape[-1])
+
+                    xs = {m.id: tokens(inputs[id(m.module)]).to(dtype) for m in self.matrices}
                     gs = (
-                        {m.id: m.select_output(grads[id(m.module)]).to(dtype) for m in self.matrices}
+                        {m.id: tokens(m.select_output(grads[id(m.module)])).to(dtype) for m in self.matrices}
                         if backward
                         else None
                     )

@@ -1,24 +1,38 @@
-"""Model -> candidate matrices (architecture plugins) -> the selected ones (selector plugins)."""
+"""Model -> candidate matrices (architecture plugins, else discovery) -> the selected ones."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from harness.errors import HarnessError, unknown
+from harness import discovery
+from harness.errors import HarnessError
 from harness.matrices import Matrix, parse_layers
 from harness.plugins import registry
 
 
+def model_type(model: nn.Module) -> str:
+    return getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__
+
+
+def architecture(model: nn.Module) -> str:
+    """What found the matrices, for rows and `harness plugins`: "llama (registered)"."""
+    name = model_type(model)
+    how = "registered" if name in registry().components["architectures"] else "discovered"
+    return f"{name} ({how})"
+
+
 def candidates(model: nn.Module) -> list[Matrix]:
-    """Every prunable matrix of `model`, from the architecture plugin for its model_type."""
-    model_type = getattr(model.config, "model_type", type(model).__name__)
+    """Every prunable matrix of `model`: from the architecture plugin registered for its
+    model_type, else found by structural discovery (which raises where it cannot be sure)."""
     table = registry().components["architectures"]
-    if model_type not in table:
-        raise unknown(
-            "architecture", model_type, table,
-            "add one with a plugin implementing register_architectures (see harness/hookspecs.py)",
-        )
-    return table[model_type].value(model)
+    name = model_type(model)
+    if name in table:
+        return table[name].value(model)
+    if not hasattr(model, "config"):
+        raise discovery.Undiscoverable(
+            f"unknown architecture '{name}' (none registered) and no config to discover it from; "
+            + discovery.HOW_TO_REGISTER)
+    return discovery.discover(model).matrices
 
 
 def select(all_matrices: list[Matrix], spec: str, layers: str | None = None) -> list[Matrix]:
