@@ -261,9 +261,9 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     from tqdm.auto import tqdm
 
     strategies = resolve_strategies(cfg)
-    executor_factory = registry().get("executors", cfg.executor)
     if cfg.save is not None and cfg.executor != "local":
         raise HarnessError("--save writes one cell's model on this machine; use --executor local")
+    executor = registry().get("executors", cfg.executor)(cfg.executor_options)  # imports its engine
     manager, task_objs = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
     grid = list(cells(cfg, strategies))
     pruning_cells = [c for c in grid if c[0].uses_fraction]
@@ -292,7 +292,6 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
         progress.close()
         return [], keys
 
-    executor = executor_factory(cfg.executor_options)
     try:
         progress.set_postfix_str(f"starting {cfg.executor} workers")
         executor.setup(cfg, len(tasks_todo) + len(todo))

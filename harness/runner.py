@@ -9,6 +9,7 @@ next cell, with the weights put back as they were before the cell.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 
@@ -21,7 +22,16 @@ from harness.edits import Edit, snapshot
 from harness.errors import HarnessError
 from harness.export import mask_report
 from harness.strategy import PruneRequest, spectral_apply
-from harness.work import BaselineDone, BaselineJob, Cell, CellDone, Event, Job, JobFailed, WorkUnit
+from harness.work import BaselineDone, BaselineJob, Cell, CellDone, Event, Job, JobFailed
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A hash of every parameter and buffer, bit for bit (one pass, a tensor at a time)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -45,36 +55,52 @@ class CellRunner:
         self.cfg = cfg
         self.strategies = {s.name: s for s in resolve_strategies(cfg)}
         self.manager, self.tasks = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
-        self.model, self.tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)
-        self.lm = evaluate.wrap(self.model, self.tokenizer, cfg.batch_size)  # before pruning
-        needs_matrices = any(s.uses_fraction for s in self.strategies.values())
-        self.all_matrices = selection.candidates(self.model) if needs_matrices else []
+        self.needs_matrices = any(s.uses_fraction for s in self.strategies.values())
+        self.loads = 0
+        self._load()
         for s in self.strategies.values():  # a bad --matrices/--layers fails now, not later
             if s.uses_fraction:
                 selection.select(self.all_matrices, s.matrices, cfg.layers)
-        self.spectrum = spectral.SpectrumCache()
         self.stamp = versions()
         self.batches: dict[tuple[str, int], list] = {}
+
+    def _load(self) -> None:
+        """(Re)load the model and forget everything computed from its weights."""
+        cfg = self.cfg
+        self.model, self.tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)
+        self.lm = evaluate.wrap(self.model, self.tokenizer, cfg.batch_size)  # before pruning
+        self.digest = weights_digest(self.model)  # what a failed cell must leave behind
+        self.spectrum = spectral.SpectrumCache()
         self.caches: dict[tuple, dict] = {}
+        self.all_matrices = selection.candidates(self.model) if self.needs_matrices else []
+        self.loads += 1
+
+    def _recover(self) -> None:
+        """After a failed cell: the weights must be the loaded ones, else reload the model
+        (a scorer or strategy plugin that wrote to the weights and raised cannot undo it)."""
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if weights_digest(self.model) != self.digest:
+            self._load()
 
     def run(self, job: Job) -> Iterator[Event]:
         if isinstance(job, BaselineJob):
+            task = self.tasks[job.task]
             try:
-                task = self.tasks[job.task]
-                results = {sp: evaluate.run(self.lm, task, sp, self.cfg.limit, self.manager)
-                           for sp in eval_splits(task, self.cfg.select_on)}
-                yield BaselineDone(job.task, results)
+                splits = eval_splits(task, self.cfg.select_on)
+                event = BaselineDone(job.task, {sp: evaluate.run(self.lm, task, sp, self.cfg.limit,
+                                                                 self.manager) for sp in splits})
             except Exception as exc:
-                yield JobFailed(job.task, None, describe_failure(exc, self.cfg))
+                event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
+            yield event
             return
-        assert isinstance(job, WorkUnit)
         for cell in job.cells:
             try:
-                yield self.run_cell(cell)
+                event = self.run_cell(cell)
             except Exception as exc:
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                yield JobFailed(cell.task, cell, describe_failure(exc, self.cfg))
+                event = JobFailed(cell.task, cell, describe_failure(exc, self.cfg))
+                self._recover()
+            yield event
 
     def run_cell(self, cell: Cell) -> CellDone:
         cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]
