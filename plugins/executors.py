@@ -162,16 +162,15 @@ class RayExecutor:
         if failed:
             raise HarnessError(f"a Ray worker could not start: {failed}")
 
-    def _replace(self, index: int) -> None:
-        """A fresh actor in place of a dead one (it loads the model again)."""
+    def _replace(self, index: int):
+        """A fresh actor in place of a dead one; returns the ref of its start (a model load),
+        which the driver waits on alongside the running units instead of blocking on it."""
         try:
             self.ray.kill(self.actors[index])
         except Exception:
             pass
         self.actors[index] = self._actor()
-        error = self.ray.get(self.actors[index].start.remote(self.config))
-        if error:
-            raise HarnessError(f"a Ray worker could not restart: {error}")
+        return self.actors[index].start.remote(self.config)
 
     def launch(self, jobs: list[Job]) -> Iterator:
         """Stream events in completion order, one job per worker at a time."""
@@ -181,12 +180,23 @@ class RayExecutor:
         queue = list(jobs)
         idle = list(range(len(self.actors)))
         running: dict = {}  # generator -> (worker index, job, keys of cells that came back)
+        starting: dict = {}  # ref of a replacement actor's start -> worker index
         while queue or running:
             while queue and idle:
                 index, job = idle.pop(0), queue.pop(0)
                 running[self.actors[index].run.options(num_returns="streaming").remote(job)] = (
                     index, job, set())
-            ready, _ = ray.wait(list(running), num_returns=1)
+            if not running:  # only replacements starting: wait for one
+                ready, _ = ray.wait(list(starting), num_returns=1)
+            else:
+                ready, _ = ray.wait([*running, *starting], num_returns=1)
+            if ready[0] in starting:
+                index = starting.pop(ready[0])
+                error = ray.get(ready[0])
+                if error:
+                    raise HarnessError(f"a Ray worker could not restart: {error}")
+                idle.append(index)
+                continue
             gen = ready[0]
             index, job, finished = running[gen]
             try:
@@ -208,8 +218,7 @@ class RayExecutor:
                     queue.insert(0, retry)
                 else:
                     yield from self._give_up(job, finished, job.attempt + 1)
-                self._replace(index)
-                idle.append(index)
+                starting[self._replace(index)] = index
                 continue
             if isinstance(event, CellDone | JobFailed) and event.cell is not None:
                 finished.add(event.cell.key)
