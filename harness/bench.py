@@ -206,6 +206,7 @@ class _Driver:
                 done = CellDone(Cell(event.task, s.name, seed, fraction, key), config, event.results,
                                 Edit(n_total=0), 0, 0.0, self.stamp)
                 self.write(done)
+                self.progress.update(1)
             for waiting in self.waiting.pop(event.task, []):
                 self.write(waiting)
         elif isinstance(event, CellDone):
@@ -296,10 +297,8 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
         progress.set_postfix_str(f"starting {cfg.executor} workers")
         executor.setup(cfg, len(tasks_todo) + len(todo))
         units = cut_units(todo, executor.workers)
-        jobs: list = []
-        for task_name in tasks_todo:  # a task's baseline first: its rows can be written at once
-            jobs.append(BaselineJob(task_name))
-            jobs.extend(u for u in units if u.task == task_name)
+        # Baselines first: a cell's rows are written as soon as both it and its baseline are in.
+        jobs = [BaselineJob(t) for t in tasks_todo] + units
         for event in executor.launch(jobs):
             driver.handle(event)
     finally:
