@@ -143,6 +143,20 @@ def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[s
             for t in task_names for c in cells(cfg, strategies)}
 
 
+def examples_evaluated(task, cfg: BenchConfig) -> float:
+    """What one cell of `task` costs, roughly: the examples it evaluates over its splits."""
+    from harness.calibration import split_docs
+
+    total = 0.0
+    for split in eval_splits(task, cfg.select_on):
+        try:
+            n = len(split_docs(task, split))
+        except Exception:  # a split the count cannot see: count it as one example
+            n = 1
+        total += min(n, cfg.limit or n)
+    return max(total, 1.0)
+
+
 def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: Strategy,
              calibration_size: int, seconds: float, stamp: dict) -> Row:
     """One leaderboard row: a split's result, set against the unpruned model's on that split."""
@@ -296,7 +310,9 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     try:
         progress.set_postfix_str(f"starting {cfg.executor} workers")
         executor.setup(cfg, len(tasks_todo) + len(todo))
-        units = cut_units(todo, executor.workers)
+        per_cell = {t: examples_evaluated(task_objs[t], cfg) for t in tasks_todo}
+        units = cut_units(todo, executor.workers, lambda c: per_cell[c.task],
+                          sum(per_cell.values()))
         # Baselines first: a cell's rows are written as soon as both it and its baseline are in.
         jobs = [BaselineJob(t) for t in tasks_todo] + units
         for event in executor.launch(jobs):

@@ -8,14 +8,18 @@ computed once per worker and live across units. The unpruned baseline of a task 
 job, evaluated once per sweep whatever the number of workers; its result only goes to the
 driver, which sets every cell of the task against it, so no unit waits for it.
 
-When there are fewer units than workers (one task, one strategy, many fractions), the
-largest units are halved by fraction until every worker has one: each half then recomputes
-the (task, seed) scores, which costs one scoring pass, far less than the evaluations a
-waiting worker would leave undone.
+Units are then halved by fraction, the costliest first (cost: examples evaluated), while
+one is costlier than a worker's fair share of the sweep or there are fewer units than
+workers, and handed out costliest first. Without it one big task bounds the sweep: on the
+reference arithmetic sweep, int_sum's eigen unit alone is 660 of 2,263 cell-seconds, so 8
+workers could not finish before it (3.2x); halved, the bound is one int_sum cell (5.3x, see
+benchmarks/README.md). Each half recomputes its (task, seed) scores: one scoring pass,
+a fraction of one evaluation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -141,20 +145,26 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def cut_units(cells: list[Cell], workers: int) -> list[WorkUnit]:
-    """Group cells by (task, strategy, seed) in grid order, then halve the largest units
-    by fraction while there are fewer units than workers."""
+def cut_units(cells: list[Cell], workers: int, cost: Callable[[Cell], float] = lambda c: 1.0,
+              baseline_cost: float = 0.0) -> list[WorkUnit]:
+    """Group cells by (task, strategy, seed) in grid order; with several workers, halve the
+    costliest unit by fraction while it exceeds a worker's share of the whole sweep (the
+    cells plus `baseline_cost`) or there are fewer units than workers; costliest first."""
     groups: dict[tuple, list[Cell]] = {}
     for c in cells:
         groups.setdefault((c.task, c.strategy, c.seed), []).append(c)
     parts = list(groups.values())
-    while len(parts) < workers:
-        largest = max(range(len(parts)), key=lambda i: len(parts[i]), default=None)
-        if largest is None or len(parts[largest]) < 2:
+    if workers <= 1:
+        return [WorkUnit(i, p[0].task, tuple(p)) for i, p in enumerate(parts)]
+    share = (sum(map(cost, cells)) + baseline_cost) / workers
+    while parts:
+        costliest = max(range(len(parts)), key=lambda i: sum(map(cost, parts[i])))
+        whole = parts[costliest]
+        if len(whole) < 2 or (sum(map(cost, whole)) <= share and len(parts) >= workers):
             break
-        whole = parts.pop(largest)
         half = (len(whole) + 1) // 2
-        parts[largest:largest] = [whole[:half], whole[half:]]
+        parts[costliest:costliest + 1] = [whole[:half], whole[half:]]
+    parts.sort(key=lambda p: -sum(map(cost, p)))  # stable: grid order among equals
     return [WorkUnit(i, p[0].task, tuple(p)) for i, p in enumerate(parts)]
 
 
