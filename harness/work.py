@@ -9,12 +9,12 @@ job, evaluated once per sweep whatever the number of workers; its result only go
 driver, which sets every cell of the task against it, so no unit waits for it.
 
 Units are then halved by fraction, the costliest first (cost: examples evaluated), while
-one is costlier than a worker's fair share of the sweep or there are fewer units than
+one costs more than half a worker's share of the sweep or there are fewer units than
 workers, and handed out costliest first. Without it one big task bounds the sweep: on the
-reference arithmetic sweep, int_sum's eigen unit alone is 660 of 2,263 cell-seconds, so 8
-workers could not finish before it (3.2x); halved, the bound is one int_sum cell (5.3x, see
-benchmarks/README.md). Each half recomputes its (task, seed) scores: one scoring pass,
-a fraction of one evaluation.
+reference arithmetic sweep, int_sum's eigen unit of seed 0 alone is 631 of 2,200
+cell-seconds, so 8 workers could not finish before it; halved, the bound is one int_sum
+cell (benchmarks/README.md). Each half recomputes its (task, seed) scores: one scoring
+pass, a fraction of one evaluation.
 """
 
 from __future__ import annotations
@@ -148,19 +148,22 @@ class Executor(Protocol):
 def cut_units(cells: list[Cell], workers: int, cost: Callable[[Cell], float] = lambda c: 1.0,
               baseline_cost: float = 0.0) -> list[WorkUnit]:
     """Group cells by (task, strategy, seed) in grid order; with several workers, halve the
-    costliest unit by fraction while it exceeds a worker's share of the whole sweep (the
-    cells plus `baseline_cost`) or there are fewer units than workers; costliest first."""
+    costliest unit by fraction while it exceeds half a worker's share of the whole sweep
+    (the cells plus `baseline_cost`) or there are fewer units than workers; costliest first."""
     groups: dict[tuple, list[Cell]] = {}
     for c in cells:
         groups.setdefault((c.task, c.strategy, c.seed), []).append(c)
     parts = list(groups.values())
     if workers <= 1:
         return [WorkUnit(i, p[0].task, tuple(p)) for i, p in enumerate(parts)]
+    # Greedy list scheduling ends within (total / workers) + (the costliest job): halving every
+    # unit above half a share bounds that at 1.5x the ideal, at the price of a scoring pass
+    # per extra unit.
     share = (sum(map(cost, cells)) + baseline_cost) / workers
     while parts:
         costliest = max(range(len(parts)), key=lambda i: sum(map(cost, parts[i])))
         whole = parts[costliest]
-        if len(whole) < 2 or (sum(map(cost, whole)) <= share and len(parts) >= workers):
+        if len(whole) < 2 or (sum(map(cost, whole)) <= share / 2 and len(parts) >= workers):
             break
         half = (len(whole) + 1) // 2
         parts[costliest:costliest + 1] = [whole[:half], whole[half:]]
