@@ -184,8 +184,8 @@ class CellsFailed(HarnessError):
 
     def __init__(self, failures: list[tuple[str, str]], rows: list[Row], keys: set[str]) -> None:
         lines = [f"  {label}: {message}" for label, message in failures]
-        super().__init__(f"{len(failures)} of the sweep's jobs failed (their cells have no row; the "
-                         "other rows are written):\n" + "\n".join(lines))
+        super().__init__(f"{len(failures)} failure(s) in the sweep (no row for those cells; every "
+                         "other row is written):\n" + "\n".join(lines))
         self.failures, self.rows, self.keys = failures, rows, keys
 
 

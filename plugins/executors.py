@@ -124,13 +124,13 @@ class RayExecutor:
                                f"{exc}".splitlines()[0]) from exc
         self.started_ray = True
 
-    def _resources(self) -> tuple[float, float, int]:
+    def _resources(self, device: str) -> tuple[float, float, int]:
         """(cpus, gpus) per worker and how many workers the cluster holds."""
         total = self.ray.cluster_resources()
         cpus = self.options.cpus_per_worker
         gpus = self.options.gpus_per_worker
         if gpus is None:
-            gpus = 1.0 if total.get("GPU", 0) >= 1 else 0.0
+            gpus = 1.0 if total.get("GPU", 0) >= 1 and device != "cpu" else 0.0
         if cpus <= 0 or gpus < 0:
             raise HarnessError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
         fits = int(total.get("CPU", 0) // cpus)
@@ -144,18 +144,20 @@ class RayExecutor:
         return cpus, gpus, fits
 
     def _actor(self):
-        remote = self.ray.remote(_Worker).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0)
-        return remote.remote(self.extra, self.cpus)
+        return self.worker_class.remote(self.extra, self.cpus)
 
     def setup(self, config, n_jobs: int) -> None:
         self._init()
         self.config = config
-        self.cpus, self.gpus, fits = self._resources()
+        self.cpus, self.gpus, fits = self._resources(config.device)
         limit = self.options.max_workers
         if limit is not None and limit < 1:
             raise HarnessError("--max-workers must be >= 1")
         self.workers = max(1, min(fits, limit or fits, n_jobs))
         self.extra = _extra_plugins()
+        # max_restarts=0: a dead worker is replaced by the driver, which knows what it had done
+        self.worker_class = self.ray.remote(_Worker).options(
+            num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0)
         self.actors = [self._actor() for _ in range(self.workers)]
         errors = self.ray.get([a.start.remote(config) for a in self.actors])
         failed = next((e for e in errors if e), None)
