@@ -10,7 +10,10 @@ next cell, with the weights put back as they were before the cell.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 import time
+import traceback
 from collections.abc import Iterator
 
 import torch
@@ -40,7 +43,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def describe_failure(exc: BaseException, cfg: BenchConfig) -> str:
-    """One line for a failed cell; out of memory names the options that lower memory."""
+    """One line for a failed cell; out of memory names the options that lower memory.
+    With --debug the traceback goes to stderr as well (the sweep still goes on)."""
+    if os.environ.get("EIGENHARNESS_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
     if is_out_of_memory(exc):
         return (f"out of memory; lower --batch-size (now {cfg.batch_size}), --calibration-batch-size "
                 f"(now {cfg.calibration_batch_size}) or --max-workers per GPU, or use --dtype bfloat16")
