@@ -1,38 +1,44 @@
-"""The grid runner behind `harness bench`: tasks x strategies x seeds x fractions.
+"""The driver behind `harness bench`: tasks x strategies x seeds x fractions.
 
-The model is loaded once, wrapped for lm-eval once, its SVDs computed once; for each task the
-unpruned baseline is evaluated once per split; each cell applies an undoable Edit, evaluates,
-and restores, so nothing is reloaded. Rows are appended as soon as a cell finishes, and a
-re-run skips cells whose (config hash, split) is already in the CSV.
+The grid is cut into jobs (harness/work.py): one unpruned baseline per task, evaluated once
+per sweep, and units of cells that an executor plugin runs on its workers
+(harness/runner.py: each worker loads the model once, computes SVDs once and scores once per
+(task, seed), and restores the weights between cells). This process is the one writer: rows
+are appended as soon as a cell's result comes back, a cell that comes back twice (a retried
+unit) is written once, and a re-run skips cells whose (config hash, split) is in the CSV.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from harness import (
-    __version__,
-    calibration,
-    evaluate,
-    leaderboard,
-    models,
-    per_example,
-    selection,
-    spectral,
-)
+from harness import __version__, leaderboard, per_example
 from harness import tasks as task_lib
+from harness.edits import Edit
 from harness.errors import HarnessError
-from harness.export import mask_report, write_json
+from harness.export import write_json
 from harness.leaderboard import Row
 from harness.plugins import registry
 from harness.stats import paired_p_value
-from harness.strategy import PruneRequest, Strategy, spectral_apply
+from harness.strategy import Strategy
+from harness.work import (
+    BaselineDone,
+    BaselineJob,
+    Cell,
+    CellDone,
+    ExecutorOptions,
+    JobFailed,
+    WorkerLost,
+    WorkUnit,
+    cut_units,
+)
 
 DEFAULT_OUTPUT = Path("leaderboard") / "results.csv"
 
@@ -62,6 +68,8 @@ class BenchConfig:
     data_dir: str | None = None
     force: bool = False
     save: Path | None = None
+    executor: str = "local"  # an executor plugin: local (this process) or ray
+    executor_options: ExecutorOptions = field(default_factory=ExecutorOptions)
 
 
 def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
@@ -135,8 +143,22 @@ def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[s
             for t in task_names for c in cells(cfg, strategies)}
 
 
+def examples_evaluated(task, cfg: BenchConfig) -> float:
+    """What one cell of `task` costs, roughly: the examples it evaluates over its splits."""
+    from harness.calibration import split_docs
+
+    total = 0.0
+    for split in eval_splits(task, cfg.select_on):
+        try:
+            n = len(split_docs(task, split))
+        except Exception:  # a split the count cannot see: count it as one example
+            n = 1
+        total += min(n, cfg.limit or n)
+    return max(total, 1.0)
+
+
 def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: Strategy,
-             request: PruneRequest, seconds: float, stamp: dict) -> Row:
+             calibration_size: int, seconds: float, stamp: dict) -> Row:
     """One leaderboard row: a split's result, set against the unpruned model's on that split."""
     pruning = s.uses_fraction
     return Row(
@@ -148,86 +170,159 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit if pruning else "",
         matrices=s.matrices if pruning else "", scorer=s.scorer or "",
         pruner=s.pruner if s.apply is None else "", compensate=s.compensate and s.apply is None,
-        calibration_size=sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
+        calibration_size=calibration_size,
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
         nll=result.nll, nll_delta=result.nll - base.nll,
-        architecture=selection.architecture(request.model),
     )
 
 
+class CellsFailed(HarnessError):
+    """Some cells (or a task's baseline) failed; every other cell's rows are written.
+
+    The message is the summary; `rows` and `keys` are what `run` would have returned.
+    """
+
+    def __init__(self, failures: list[tuple[str, str]], rows: list[Row], keys: set[str]) -> None:
+        lines = [f"  {label}: {message}" for label, message in failures]
+        super().__init__(f"{len(failures)} failure(s) in the sweep (no row for those cells; every "
+                         "other row is written):\n" + "\n".join(lines))
+        self.failures, self.rows, self.keys = failures, rows, keys
+
+
+@dataclass
+class _Driver:
+    """The one writer: turns the executor's events into rows, in whatever order they come."""
+
+    cfg: BenchConfig
+    strategies: dict[str, Strategy]
+    progress: Any
+    done: set[tuple[str, str]]
+    stamp: dict
+    baselines: dict[str, dict] = field(default_factory=dict)
+    baseline_cells: dict[str, list] = field(default_factory=dict)  # task -> cells needing no pruning
+    waiting: dict[str, list[CellDone]] = field(default_factory=dict)  # cells whose baseline is not in
+    dead_tasks: set[str] = field(default_factory=set)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    written: list[Row] = field(default_factory=list)
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.cfg.output.parent / (self.cfg.output.stem + "_masks")
+
+    def say(self, line: str) -> None:
+        self.progress.write(line, file=sys.stderr)  # above the bar, never on its line
+
+    def handle(self, event) -> None:
+        if isinstance(event, BaselineDone):
+            self.baselines[event.task] = event.results
+            for s, seed, fraction, key in self.baseline_cells.pop(event.task, []):
+                config = cell_config(self.cfg, event.task, s, seed, fraction)
+                done = CellDone(Cell(event.task, s.name, seed, fraction, key), config, event.results,
+                                Edit(n_total=0), 0, 0.0, event.stamp or self.stamp)
+                self.write(done)
+                self.progress.update(1)
+            for waiting in self.waiting.pop(event.task, []):
+                self.write(waiting)
+        elif isinstance(event, CellDone):
+            if event.cell.task in self.dead_tasks:
+                pass
+            elif event.cell.task in self.baselines:
+                self.write(event)
+            else:
+                self.waiting.setdefault(event.cell.task, []).append(event)
+            self.progress.update(1)
+        elif isinstance(event, JobFailed):
+            if event.cell is None:
+                lost = len(self.baseline_cells.pop(event.task, [])) + len(self.waiting.pop(event.task, []))
+                self.dead_tasks.add(event.task)
+                self.fail(f"{event.task} unpruned baseline (no row for any cell of the task)", event.message)
+                self.progress.update(lost)
+            else:
+                self.fail(event.cell.label(), event.message)
+                self.progress.update(1)
+        elif isinstance(event, WorkerLost):
+            what = ("no retry left" if event.retry is None else "retrying it"
+                    if not isinstance(event.retry, WorkUnit)
+                    else f"retrying its {len(event.retry.cells)} unfinished cell(s)")
+            self.say(f"worker lost while running {event.job.label()}: {event.reason}; {what}")
+
+    def fail(self, label: str, message: str) -> None:
+        self.failures.append((label, message))
+        self.say(f"failed: {label}: {message}")
+
+    def write(self, cell: CellDone) -> None:
+        """Rows of a cell not yet in the CSV (a retried unit may send a cell twice)."""
+        s, key = self.strategies[cell.cell.strategy], cell.cell.key
+        base = self.baselines[cell.cell.task]
+        if s.uses_fraction:
+            self.progress.set_postfix_str(cell.cell.label())
+        rows = [make_row(self.cfg, cell.config, key, r, base[sp], cell.edit, s, cell.calibration_size,
+                         cell.seconds, cell.stamp)
+                for sp, r in cell.results.items() if (key, sp) not in self.done]
+        if not rows:
+            return
+        if cell.mask_report is not None:
+            write_json(self.masks_dir / f"{key}.json", cell.mask_report)
+        for r in cell.results.values():  # before the rows: every row has its examples on disk
+            per_example.save(self.cfg.output, key, r.split, r.per_example, r.nll_per_example)
+        leaderboard.append(self.cfg.output, rows)
+        self.done.update((r.config_hash, r.split) for r in rows)
+        self.written.extend(rows)
+
+
 def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
-    """Run the grid; return the rows written now and the config hashes of the whole grid."""
+    """Run the grid; return the rows written now and the config hashes of the whole grid.
+
+    Raises `CellsFailed` at the end (after every other cell ran) when some cells failed.
+    """
     from tqdm.auto import tqdm
 
     strategies = resolve_strategies(cfg)
+    if cfg.save is not None and cfg.executor != "local":
+        raise HarnessError("--save writes one cell's model on this machine; use --executor local")
+    executor = registry().get("executors", cfg.executor)(cfg.executor_options)  # imports its engine
     manager, task_objs = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
     grid = list(cells(cfg, strategies))
     pruning_cells = [c for c in grid if c[0].uses_fraction]
     if cfg.save is not None and len(pruning_cells) * len(task_objs) != 1:
         raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
     done = set() if cfg.force else leaderboard.done_keys(cfg.output)
-
-    model, tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)
-    lm = evaluate.wrap(model, tokenizer, cfg.batch_size)  # wraps (and re-ties) before pruning
-    needs_matrices = any(s.uses_fraction for s in strategies)
-    all_matrices = selection.candidates(model) if needs_matrices else []
-    for s in strategies:  # a bad --matrices/--layers fails now, not after the baseline
-        if s.uses_fraction:
-            selection.select(all_matrices, s.matrices, cfg.layers)
-    spectrum = spectral.SpectrumCache()
-    stamp = versions()
-    written: list[Row] = []
-    masks_dir = cfg.output.parent / (cfg.output.stem + "_masks")
+    keys = grid_keys(cfg, task_objs, strategies)
 
     progress = tqdm(total=len(grid) * len(task_objs), desc="cells", unit="cell")
+    driver = _Driver(cfg, {s.name: s for s in strategies}, progress, set(done), versions())
+    todo: list[Cell] = []
+    tasks_todo: list[str] = []
     for task_name, task in task_objs.items():
         splits = eval_splits(task, cfg.select_on)
-        todo = [c for c in grid if any(
-            (leaderboard.config_hash(cell_config(cfg, task_name, *c)), sp) not in done
-            for sp in splits)]
-        progress.update(len(grid) - len(todo))
-        if not todo:
-            continue
-        progress.set_postfix_str(f"{task_name}: unpruned baseline")
-        baseline = {sp: evaluate.run(lm, task, sp, cfg.limit, manager) for sp in splits}
-        batches: dict[int, list] = {}
-        caches: dict[tuple, dict] = {}
-        for s, seed, fraction in todo:
-            progress.set_postfix_str(f"{task_name} {s.name} f={fraction:g} seed={seed}")
-            config = cell_config(cfg, task_name, s, seed, fraction)
-            key = leaderboard.config_hash(config)
-            start = time.perf_counter()
-            matrices = selection.select(all_matrices, s.matrices, cfg.layers) if s.uses_fraction else []
-            if s.needs_calibration and seed not in batches:
-                batches[seed] = calibration.batches(
-                    task, tokenizer, cfg.calibration_size, cfg.calibration_batch_size, seed)
-            request = PruneRequest(
-                model=model, matrices=matrices, fraction=fraction, seed=seed, strategy=s,
-                batches=batches.get(seed, []), spectrum=spectrum,
-                options={"threshold": cfg.threshold},
-                cache=caches.setdefault((tuple(m.id for m in matrices), seed), {}),
-                evaluate=lambda split, limit, _t=task: evaluate.run(lm, _t, split, limit, manager).value,
-            )
-            edit = (s.apply or spectral_apply)(request)
-            try:
-                results = baseline if not s.uses_fraction else {
-                    sp: evaluate.run(lm, task, sp, cfg.limit, manager) for sp in splits}
-                if cfg.save is not None and s.uses_fraction:
-                    from harness.export import save_pruned
+        for s, seed, fraction in grid:
+            key = leaderboard.config_hash(cell_config(cfg, task_name, s, seed, fraction))
+            if all((key, sp) in done for sp in splits):
+                progress.update(1)
+            elif s.uses_fraction:
+                todo.append(Cell(task_name, s.name, seed, fraction, key))
+            else:
+                driver.baseline_cells.setdefault(task_name, []).append((s, seed, fraction, key))
+        if any(c.task == task_name for c in todo) or task_name in driver.baseline_cells:
+            tasks_todo.append(task_name)
+    if not tasks_todo:
+        progress.close()
+        return [], keys
 
-                    save_pruned(model, tokenizer, matrices, edit, cfg.save, meta=config)
-            finally:
-                edit.restore()
-            seconds = time.perf_counter() - start
-            rows = [make_row(cfg, config, key, r, baseline[sp], edit, s, request, seconds, stamp)
-                    for sp, r in results.items() if (key, sp) not in done]
-            if edit.masks is not None:
-                write_json(masks_dir / f"{key}.json", mask_report(edit, matrices, config))
-            for r in results.values():  # before the row, so every row has its examples on disk
-                per_example.save(cfg.output, key, r.split, r.per_example, r.nll_per_example)
-            leaderboard.append(cfg.output, rows)
-            written.extend(rows)
-            progress.update(1)
-    progress.close()
-    return written, grid_keys(cfg, task_objs, strategies)
+    try:
+        progress.set_postfix_str(f"starting {cfg.executor} workers")
+        executor.setup(cfg, len(tasks_todo) + len(todo))
+        per_cell = {t: examples_evaluated(task_objs[t], cfg) for t in tasks_todo}
+        units = cut_units(todo, executor.workers, lambda c: per_cell[c.task],
+                          sum(per_cell.values()))
+        # Baselines first: a cell's rows are written as soon as both it and its baseline are in.
+        jobs = [BaselineJob(t) for t in tasks_todo] + units
+        for event in executor.launch(jobs):
+            driver.handle(event)
+    finally:
+        executor.close()
+        progress.close()
+    if driver.failures:
+        raise CellsFailed(driver.failures, driver.written, keys)
+    return driver.written, keys

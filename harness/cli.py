@@ -116,6 +116,15 @@ def cli(debug: bool) -> None:
               help="Local data for the shipped tasks that need it (SuperGLUE jsonl files).")
 @click.option("--save", type=click.Path(file_okay=False, path_type=Path),
               help="Write the pruned model (one cell only) as a transformers directory.")
+@click.option("--executor", default="local", show_default=True,
+              help="Where cells run: local (this process) or ray (see `harness plugins`).")
+@click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
+@click.option("--gpus-per-worker", type=float, 
+              help="GPUs per Ray worker (default: 1 if the cluster has any).")
+@click.option("--cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs per Ray worker.")
+@click.option("--max-workers", type=int, help="At most this many workers (default: as many as fit).")
+@click.option("--max-retries", type=int, default=2, show_default=True,
+              help="Re-runs of a unit's unfinished cells after its worker died.")
 def bench(**kw) -> None:
     """Prune, evaluate and append leaderboard rows for every cell of the grid.
 
@@ -124,6 +133,7 @@ def bench(**kw) -> None:
       harness bench --task int_mult --strategy none,eigen,random-sv --fraction 0.05,0.2 --seed 0,1
     """
     from harness import bench as bench_lib
+    from harness.work import ExecutorOptions
 
     if kw["calibration_size"] < 1 or kw["calibration_batch_size"] < 1 or kw["batch_size"] < 1:
         raise HarnessError("--calibration-size, --calibration-batch-size and --batch-size must be >= 1")
@@ -139,8 +149,21 @@ def bench(**kw) -> None:
         scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
         threshold=kw["threshold"], device=kw["device"], dtype=kw["dtype"],
         tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],
+        executor=kw["executor"], executor_options=ExecutorOptions(
+            address=kw["address"], gpus_per_worker=kw["gpus_per_worker"],
+            cpus_per_worker=kw["cpus_per_worker"], max_workers=kw["max_workers"],
+            max_retries=kw["max_retries"]),
     )
-    rows, keys = bench_lib.run(cfg)
+    if kw["max_retries"] < 0:
+        raise HarnessError("--max-retries must be >= 0")
+    try:
+        rows, keys = bench_lib.run(cfg)
+    except bench_lib.CellsFailed as failed:  # the rest of the grid ran: show it, then what failed
+        if cfg.output.is_file():
+            click.echo(format_rows(cfg.output, failed.keys))
+        click.echo(f"\n{len(failed.rows)} row(s) appended to {cfg.output}")
+        click.echo(f"error: {failed}", err=True)
+        click.get_current_context().exit(1)
     click.echo(format_rows(cfg.output, keys))
     if not rows:
         click.echo(f"\nnothing to do: every cell is already in {cfg.output} (use --force to re-run)")
@@ -219,6 +242,9 @@ def plugins() -> None:
     click.echo("\nstrategies:")
     for comp in sorted(reg.components["strategies"].values(), key=lambda c: c.name):
         click.echo(f"  {comp.name:<12} {comp.value.description}")
+    click.echo("\nexecutors (harness bench --executor):")
+    for comp in sorted(reg.components["executors"].values(), key=lambda c: c.name):
+        click.echo(f"  {comp.name:<12} {getattr(comp.value, 'description', '')}")
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ The data flow the hooks plug into (see harness/bench.py):
     scorer(ctx)         -> {id: (H, r)}      hook point 2: one score per singular value
     pruner(scores, fraction, options) -> {id: (H, r) bool}   hook point 3: True = keep
     spectral.prune      -> Edit              weights rewritten (bias-compensated), undoable
+
+and, around all of it, an executor decides where the cells of the grid run.
 """
 
 from __future__ import annotations
@@ -85,4 +87,23 @@ def register_strategies(register):
     a scorer and a pruner and lets the core do the SVD path; a strategy that does not work
     on singular values (magnitude pruning, LASER, the unpruned baseline) passes its own
     ``apply(request) -> Edit`` and the core only evaluates and restores.
+    """
+
+
+@hookspec
+def register_executors(register):
+    """Where the cells of a sweep run (``harness bench --executor NAME``).
+
+    Call ``register(name, factory)`` where ``factory(options: harness.work.ExecutorOptions)``
+    returns an object with ``workers`` (int), ``setup(config, n_jobs)``, ``launch(jobs)`` and
+    ``close()`` (the protocol ``harness.work.Executor``). ``setup`` starts the workers, each
+    building one ``harness.runner.CellRunner(config)`` (the model loaded once per worker), and
+    raises ``HarnessError`` if one cannot start; ``launch`` runs every job with
+    ``runner.run(job)`` somewhere and yields the events, in completion order, as they come;
+    ``close`` releases the workers (it is called after Ctrl-C too). Only the driver writes
+    rows, so an executor may yield a cell twice but must report a dead worker as
+    ``WorkerLost`` and resubmit only the cells that did not come back (``harness.work
+    .unfinished``). Import the engine inside the factory, never at module level, and raise
+    ``HarnessError`` with the install command when it is missing. Built-ins: ``local`` and
+    ``ray`` (plugins/executors.py).
     """

@@ -30,8 +30,9 @@ BUILTIN_MODULES = (
     "spectral_strategies",
     "magnitude",
     "laser",
+    "executors",
 )
-KINDS = ("architectures", "selectors", "scorers", "pruners", "strategies")
+KINDS = ("architectures", "selectors", "scorers", "pruners", "strategies", "executors")
 
 
 @dataclass

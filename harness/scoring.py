@@ -17,8 +17,13 @@ import torch
 from torch import nn
 
 from harness.calibration import Batch, target_loss
+from harness.errors import HarnessError
 from harness.matrices import Matrix
 from harness.spectral import Factors, working_dtype
+
+
+class NonFiniteLoss(HarnessError):
+    """The calibration loss is NaN or inf: every score from it would be meaningless."""
 
 
 @dataclass
@@ -77,7 +82,7 @@ class ScoringContext:
         count = 0
         try:
             with frozen(self.model):
-                for batch in self.batches:
+                for index, batch in enumerate(self.batches):
                     batch = batch.to(self.device)
                     inputs.clear()
                     grads.clear()
@@ -90,6 +95,10 @@ class ScoringContext:
                             inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False
                         ).logits
                         loss = target_loss(logits, batch.labels)
+                        if not bool(torch.isfinite(loss)):
+                            raise NonFiniteLoss(
+                                f"calibration loss is {loss.item()} on batch {index + 1} of "
+                                f"{len(self.batches)}; the cell is skipped (try --dtype float32)")
                         if backward:
                             loss.backward()
                     valid = batch.attention_mask.bool()

@@ -80,16 +80,20 @@ def prune(
     """
     restore = snapshot(m.module for m in matrices)
     n_pruned = 0
-    with torch.no_grad():
-        for m in matrices:
-            k = keep[m.id]
-            if bool(k.all()):
-                continue
-            n_pruned += int((~k).sum())
-            removed = m.from_blocks(factors[m.id].reconstruct(~k))  # (out, in)
-            w = m.weight()
-            m.write_weight(w.to(removed.dtype) - removed)
-            if input_means is not None:
-                m.add_to_bias(removed @ input_means[m.id].to(removed.dtype))
+    try:
+        with torch.no_grad():
+            for m in matrices:
+                k = keep[m.id]
+                if bool(k.all()):
+                    continue
+                n_pruned += int((~k).sum())
+                removed = m.from_blocks(factors[m.id].reconstruct(~k))  # (out, in)
+                w = m.weight()
+                m.write_weight(w.to(removed.dtype) - removed)
+                if input_means is not None:
+                    m.add_to_bias(removed @ input_means[m.id].to(removed.dtype))
+    except BaseException:  # out of memory half-way: the caller never gets an Edit to undo
+        restore()
+        raise
     total = sum(int(keep[m.id].numel()) for m in matrices)
     return Edit(restore=restore, n_pruned=n_pruned, n_total=total, masks=keep)

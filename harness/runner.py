@@ -1,0 +1,151 @@
+"""`CellRunner`: what one worker does, whatever the executor (in-process or a Ray actor).
+
+It loads the model once, wraps it for lm-eval once, and keeps the SVDs, the calibration
+batches and the scores of each (task, seed) for as long as it lives; each cell applies an
+undoable Edit, evaluates and restores. A failure inside a cell (a plugin that raises, a NaN
+loss, out of memory) is reported as that cell's `JobFailed` and the runner goes on with the
+next cell, with the weights put back as they were before the cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+
+import torch
+
+from harness import calibration, evaluate, models, selection, spectral
+from harness import tasks as task_lib
+from harness.bench import BenchConfig, cell_config, eval_splits, resolve_strategies, versions
+from harness.edits import Edit, snapshot
+from harness.errors import HarnessError
+from harness.export import mask_report
+from harness.strategy import PruneRequest, spectral_apply
+from harness.work import BaselineDone, BaselineJob, Cell, CellDone, Event, Job, JobFailed
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A hash of every parameter and buffer, bit for bit (one pass, a tensor at a time)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
+
+
+def describe_failure(exc: BaseException, cfg: BenchConfig) -> str:
+    """One line for a failed cell; out of memory names the options that lower memory.
+    With --debug the traceback goes to stderr as well (the sweep still goes on)."""
+    if os.environ.get("EIGENHARNESS_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
+    if is_out_of_memory(exc):
+        return (f"out of memory; lower --batch-size (now {cfg.batch_size}), --calibration-batch-size "
+                f"(now {cfg.calibration_batch_size}) or --max-workers per GPU, or use --dtype bfloat16")
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
+class CellRunner:
+    """One worker's state: model, lm-eval wrapper, SVD cache, (task, seed) caches."""
+
+    def __init__(self, cfg: BenchConfig) -> None:
+        self.cfg = cfg
+        self.strategies = {s.name: s for s in resolve_strategies(cfg)}
+        self.manager, self.tasks = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
+        self.needs_matrices = any(s.uses_fraction for s in self.strategies.values())
+        self.loads = 0
+        self._load()
+        for s in self.strategies.values():  # a bad --matrices/--layers fails now, not later
+            if s.uses_fraction:
+                selection.select(self.all_matrices, s.matrices, cfg.layers)
+        # which architecture plugin (or discovery) found the matrices goes into every row
+        self.stamp = {**versions(), "architecture": selection.architecture(self.model)}
+        self.batches: dict[tuple[str, int], list] = {}
+
+    def _load(self) -> None:
+        """(Re)load the model and forget everything computed from its weights."""
+        cfg = self.cfg
+        self.model, self.tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)
+        self.lm = evaluate.wrap(self.model, self.tokenizer, cfg.batch_size)  # before pruning
+        self.digest = weights_digest(self.model)  # what a failed cell must leave behind
+        self.spectrum = spectral.SpectrumCache()
+        self.caches: dict[tuple, dict] = {}
+        self.all_matrices = selection.candidates(self.model) if self.needs_matrices else []
+        self.loads += 1
+
+    def _recover(self) -> None:
+        """After a failed cell: the weights must be the loaded ones, else reload the model
+        (a scorer or strategy plugin that wrote to the weights and raised cannot undo it)."""
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if weights_digest(self.model) != self.digest:
+            self._load()
+
+    def run(self, job: Job) -> Iterator[Event]:
+        if isinstance(job, BaselineJob):
+            task = self.tasks[job.task]
+            try:
+                splits = eval_splits(task, self.cfg.select_on)
+                event = BaselineDone(job.task, {sp: evaluate.run(self.lm, task, sp, self.cfg.limit,
+                                                                 self.manager) for sp in splits},
+                                     self.stamp)
+            except Exception as exc:
+                event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
+            yield event
+            return
+        for cell in job.cells:
+            try:
+                event = self.run_cell(cell)
+            except Exception as exc:
+                event = JobFailed(cell.task, cell, describe_failure(exc, self.cfg))
+                self._recover()
+            yield event
+
+    def run_cell(self, cell: Cell) -> CellDone:
+        cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]
+        config = cell_config(cfg, cell.task, s, cell.seed, cell.fraction)
+        start = time.perf_counter()
+        matrices = selection.select(self.all_matrices, s.matrices, cfg.layers)
+        if s.needs_calibration and (cell.task, cell.seed) not in self.batches:
+            self.batches[cell.task, cell.seed] = calibration.batches(
+                task, self.tokenizer, cfg.calibration_size, cfg.calibration_batch_size, cell.seed)
+        request = PruneRequest(
+            model=self.model, matrices=matrices, fraction=cell.fraction, seed=cell.seed, strategy=s,
+            batches=self.batches.get((cell.task, cell.seed), []) if s.needs_calibration else [],
+            spectrum=self.spectrum, options={"threshold": cfg.threshold},
+            cache=self.caches.setdefault((cell.task, tuple(m.id for m in matrices), cell.seed), {}),
+            evaluate=lambda split, limit: evaluate.run(self.lm, task, split, limit, self.manager).value,
+        )
+        # The spectral path undoes a half-done prune itself; a strategy's own `apply` might not,
+        # so its matrices are copied first (only then: the copy costs memory).
+        guard = snapshot(m.module for m in matrices) if s.apply is not None else (lambda: None)
+        try:
+            edit = (s.apply or spectral_apply)(request)
+            try:
+                results = {sp: evaluate.run(self.lm, task, sp, cfg.limit, self.manager)
+                           for sp in eval_splits(task, cfg.select_on)}
+                if cfg.save is not None:
+                    from harness.export import save_pruned
+
+                    save_pruned(self.model, self.tokenizer, matrices, edit, cfg.save, meta=config)
+            finally:
+                edit.restore()
+        except BaseException:
+            guard()
+            raise
+        seconds = time.perf_counter() - start
+        slim = Edit(n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit,
+                    scoring_seconds=edit.scoring_seconds, details=dict(edit.details))
+        report = mask_report(edit, matrices, config) if edit.masks is not None else None
+        return CellDone(cell, config, results, slim,
+                        sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
+                        seconds, self.stamp, report)
