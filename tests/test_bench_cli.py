@@ -44,6 +44,7 @@ def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path)
     # row's per-example file reproduces the row's means
     assert df.nll.notna().all() and (df.nll > 0).all()
     assert (df[df.strategy == "none"].nll_delta == 0).all()
+    assert set(df.architecture) == {"llama (registered)"}
     for r in df.itertuples():
         ex = per_example.load(out, r.config_hash, r.split)
         assert len(ex["metric"]) == r.n
@@ -85,7 +86,7 @@ def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--strategy", "eigne"], "unknown strategy 'eigne'; choose from: eigen, laser, magnitude, none"),
+    (["--strategy", "eigne"], "unknown strategy 'eigne'; choose from: eigen, eigen-nocomp, laser"),
     (["--fraction", "1.5", "--strategy", "eigen"], "fraction 1.5 is outside [0, 1)"),
     (["--task", "nope_task"], "unknown task 'nope_task'; choose from: cb_eigen, cb_lmeval, copa_eigen"),
     (["--model", "./missing-dir"], "model path './missing-dir' does not exist"),
