@@ -36,14 +36,28 @@ class HarnessGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            _end_progress_bars()
             click.echo("\ninterrupted: finished cells are saved; run the same command again to resume",
                        err=True)
             ctx.exit(130)
         except HarnessError as exc:
             if ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
                 raise
+            _end_progress_bars()
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except click.UsageError as exc:  # click's own checks: one line too, not usage + hint + error
+            if exc.ctx is None or ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
+                raise
+            click.echo(f"error: {exc.format_message()} (see `{exc.ctx.command_path} --help`)", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _end_progress_bars() -> None:
+    """Close any progress bar first, so the error gets a line of its own instead of the bar's."""
+    tqdm = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 def split_list(values, cast=str, option: str = "value") -> list:
@@ -124,6 +138,7 @@ def bench(**kw) -> None:
       harness bench --task int_mult --strategy none,eigen,random-sv --fraction 0.05,0.2 --seed 0,1
     """
     from harness import bench as bench_lib
+    from harness import preflight
 
     if kw["calibration_size"] < 1 or kw["calibration_batch_size"] < 1 or kw["batch_size"] < 1:
         raise HarnessError("--calibration-size, --calibration-batch-size and --batch-size must be >= 1")
@@ -140,6 +155,7 @@ def bench(**kw) -> None:
         threshold=kw["threshold"], device=kw["device"], dtype=kw["dtype"],
         tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],
     )
+    preflight.check(cfg)  # every option, before the model loads
     rows, keys = bench_lib.run(cfg)
     click.echo(format_rows(cfg.output, keys))
     if not rows:

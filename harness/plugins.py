@@ -19,6 +19,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import HarnessError, unknown
+from harness.strategy import Strategy
 
 GROUP = "eigenharness"
 BUILTIN_PACKAGE = "eigenharness_plugins"
@@ -112,20 +113,42 @@ def collect(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) ->
             plugin_name = impl.plugin_name
 
             def register(name_or_value: Any, value: Any = None, *, _kind=kind, _p=plugin_name):
+                where = f"plugin '{_p}', hook register_{_kind}"
                 if _kind == "strategies":
+                    if not isinstance(name_or_value, Strategy):
+                        raise HarnessError(f"{where}: register() takes a harness.strategy.Strategy, "
+                                           f"got {type(name_or_value).__name__}")
                     name, value = name_or_value.name, name_or_value
                 else:
                     name = name_or_value
+                    if not isinstance(name, str) or not callable(value):
+                        raise HarnessError(f"{where}: register() takes (name: str, a callable), "
+                                           f"got ({type(name).__name__}, {type(value).__name__})")
                 table = registry.components[_kind]
                 if name in table:
                     raise HarnessError(
                         f"{_kind} '{name}' is registered twice: by plugin '{table[name].plugin}' "
-                        f"and by plugin '{_p}'; uninstall one or set EIGENHARNESS_PLUGINS"
+                        f"and by plugin '{_p}' (hook register_{_kind}); uninstall one or set "
+                        "EIGENHARNESS_PLUGINS"
                     )
                 table[name] = Component(name, value, _p)
 
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except HarnessError:
+                raise
+            except Exception as exc:  # name the culprit: the traceback would point into pluggy
+                raise HarnessError(
+                    f"plugin '{plugin_name}' failed in its hook register_{kind}: "
+                    f"{type(exc).__name__}: {exc}".splitlines()[0]
+                ) from exc
     return registry
+
+
+def owner(kind: str, name: str) -> str:
+    """Which plugin registered a component (for errors that must name it)."""
+    component = registry().components[kind].get(name)
+    return component.plugin if component else "?"
 
 
 _registry: Registry | None = None
