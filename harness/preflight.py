@@ -228,8 +228,6 @@ def check_tasks_dir(tasks_dir: str) -> None:
     lm-eval skips a YAML it cannot parse without a word, so a typo in a user's task file
     would otherwise surface as `unknown task` with no hint of the real cause.
     """
-    from lm_eval.tasks._yaml_loader import load_yaml  # the very loader lm-eval's index uses
-
     root = Path(tasks_dir).expanduser()
     if not root.is_dir():
         what = "is a file" if root.exists() else "does not exist"
@@ -238,6 +236,8 @@ def check_tasks_dir(tasks_dir: str) -> None:
                    if p.is_file() and not {"__pycache__", ".ipynb_checkpoints"} & set(p.parts))
     if not files:
         raise HarnessError(f"--tasks-dir '{tasks_dir}' holds no .yaml task files")
+    from lm_eval.tasks._yaml_loader import load_yaml  # the very loader lm-eval's index uses
+
     for path in files:
         try:
             load_yaml(path, resolve_func=True, recursive=True)
