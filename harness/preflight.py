@@ -67,6 +67,10 @@ def check(cfg: BenchConfig) -> list[Strategy]:
     models.resolve_dtype(cfg.dtype, device)
     strategies = bench.resolve_strategies(cfg)  # every strategy, scorer, pruner, selector name
     _check_needs(cfg, strategies)
+    if cfg.save is not None:  # (a group or tag that expands to several tasks is caught at load)
+        pruning = [c for c in bench.cells(cfg, strategies) if c[0].uses_fraction]
+        if len(pruning) * len(cfg.tasks) != 1:
+            raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
     config = check_model(cfg.model)
     _check_layers(cfg.layers, config)
     if cfg.data_dir is not None and not Path(cfg.data_dir).expanduser().is_dir():
