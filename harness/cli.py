@@ -20,6 +20,10 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore")
     for name in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" not in sys.modules:  # importing it costs a second a failing command needs not pay
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
     try:
         from transformers.utils import logging as hf_logging
 

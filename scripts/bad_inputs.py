@@ -5,12 +5,15 @@ the command, its exit code, the line it printed, and the seconds it took to fail
 
 Runs in a temporary directory outside any git repository (so lm-eval's git probe would show
 its noise if it leaked), on a tiny random model directory; each command is a fresh process,
-so the seconds include Python and library start-up, as a user sees them.
+so the seconds include Python and library start-up, as a user sees them. CPU seconds (user +
+system) are shown beside the wall-clock ones: on a shared machine they say what an idle one
+would take.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -110,21 +113,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bad-inputs-") as tmp:
         root = Path(tmp)
         setup(root)
-        print("| # | command | exit | line printed | seconds |")
-        print("|---|---|---|---|---|")
+        print("| # | command | exit | line printed | seconds | CPU seconds |")
+        print("|---|---|---|---|---|---|")
         n_one_line = 0
         for i, args in enumerate(CASES, 1):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             run = subprocess.run([*harness, *args], cwd=root, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             err = [line for line in run.stderr.replace("\r", "\n").splitlines() if line.strip()]
             errors = [line for line in err if line.startswith(("error:", "warning:"))]
             line = errors[0] if errors else (err[-1] if err else run.stdout.strip().splitlines()[-1])
             n_one_line += run.returncode == 2 and len(err) == 1
             extra = f" (+{len(err) - 1} more stderr lines)" if len(err) > 1 else ""
             cell = (line + extra).replace("|", "\\|")
-            print(f"| {i} | `harness {shlex.join(args)}` | {run.returncode} | {cell} | {seconds:.1f} |",
-                  flush=True)
+            command = f"`harness {shlex.join(args)}`"
+            print(f"| {i} | {command} | {run.returncode} | {cell} | {seconds:.1f} | {cpu:.1f} |", flush=True)
         print(f"\n{len(CASES)} inputs; {n_one_line} failed with exit 2 and exactly one stderr line.")
 
 
