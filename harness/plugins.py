@@ -9,6 +9,8 @@ always load.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -119,6 +121,8 @@ def collect(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) ->
                         raise HarnessError(f"{where}: register() takes a harness.strategy.Strategy, "
                                            f"got {type(name_or_value).__name__}")
                     name, value = name_or_value.name, name_or_value
+                    if value.apply is not None:
+                        value = dataclasses.replace(value, apply=checked_apply(name, value.apply))
                 else:
                     name = name_or_value
                     if not isinstance(name, str) or not callable(value):
@@ -143,6 +147,25 @@ def collect(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) ->
                     f"{type(exc).__name__}: {exc}".splitlines()[0]
                 ) from exc
     return registry
+
+
+def checked_apply(name: str, apply: Any) -> Any:
+    """A strategy's own `apply`, whose failure or wrong return names the strategy, its plugin
+    and the hook (the bench loop calls it; a traceback would point into the loop)."""
+    from harness.edits import Edit
+    from harness.strategy import plugin_call
+
+    @functools.wraps(apply)
+    def run(request):
+        with plugin_call("strategies", name):
+            edit = apply(request)
+        if not isinstance(edit, Edit):
+            raise HarnessError(
+                f"strategy '{name}' of plugin '{owner('strategies', name)}' (hook register_strategies) "
+                f"returned {type(edit).__name__} from apply; expected a harness.edits.Edit")
+        return edit
+
+    return run
 
 
 def owner(kind: str, name: str) -> str:

@@ -88,6 +88,9 @@ class PruneRequest:
         return self.context().input_means()
 
 
+SINGULAR = {"scorers": "scorer", "pruners": "pruner", "strategies": "strategy"}
+
+
 @contextmanager
 def plugin_call(kind: str, name: str) -> Iterator[None]:
     """A plugin component's own failure becomes one line naming it, its plugin and its hook.
@@ -104,7 +107,7 @@ def plugin_call(kind: str, name: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise HarnessError(
-            f"{kind.rstrip('s')} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind}) "
+            f"{SINGULAR[kind]} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind}) "
             f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
         ) from exc
 
@@ -115,7 +118,7 @@ def check_tensors(kind: str, name: str, got: Any, expected: dict[str, tuple], fl
     from harness.errors import HarnessError
     from harness.plugins import owner
 
-    where = f"{kind.rstrip('s')} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind})"
+    where = f"{SINGULAR[kind]} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind})"
     what = "a float tensor (heads, rank)" if floating else "a bool keep-mask shaped like its scores"
     if not isinstance(got, dict) or set(got) != set(expected):
         given = sorted(got)[:3] if isinstance(got, dict) else type(got).__name__

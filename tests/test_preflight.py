@@ -217,6 +217,8 @@ class BadShapes:
                                ("ints", "global-fraction"), ("sigma", "float-mask"), ("sigma", "missing")]:
             register(Strategy(f"{scorer}+{pruner}", "broken", scorer=scorer, pruner=pruner,
                               compensate=False))
+        register(Strategy("apply-raises", "broken", apply=lambda request: [][0]))
+        register(Strategy("apply-returns-none", "broken", apply=lambda request: None))
 
 
 def test_a_hook_that_raises_or_registers_twice_is_named():
@@ -255,6 +257,25 @@ def test_a_component_returning_the_wrong_thing_is_named(strategy, message):
             spectral_apply(request)
     assert message in str(info.value)
     assert all(torch.equal(m.weight(), w) for m, w in zip(matrices, before, strict=True))
+
+
+@pytest.mark.parametrize("strategy, message", [
+    ("apply-raises", "strategy 'apply-raises' of plugin 'BadShapes' (hook register_strategies) failed: "
+                     "IndexError: list index out of range"),
+    ("apply-returns-none", "strategy 'apply-returns-none' of plugin 'BadShapes' (hook "
+                           "register_strategies) returned NoneType from apply; expected a "
+                           "harness.edits.Edit"),
+])
+def test_a_strategy_s_own_apply_is_named(strategy, message):
+    from harness import spectral
+
+    with testing.registry_with(BadShapes()) as reg:
+        request = PruneRequest(model=testing.tiny_model("llama"), matrices=[], fraction=0.2, seed=0,
+                               strategy=reg.get("strategies", strategy), batches=[],
+                               spectrum=spectral.SpectrumCache())
+        with pytest.raises(HarnessError) as info:
+            request.strategy.apply(request)
+    assert str(info.value) == message
 
 
 # -- what the terminal shows -----------------------------------------------------------------
