@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from harness.errors import HarnessError, warn
 
 if TYPE_CHECKING:
@@ -240,16 +242,34 @@ def check_tasks_dir(tasks_dir: str) -> None:
                    if p.is_file() and not {"__pycache__", ".ipynb_checkpoints"} & set(p.parts))
     if not files:
         raise HarnessError(f"--tasks-dir '{tasks_dir}' holds no .yaml task files")
+    for path in files:  # plain YAML first: a syntax error fails without importing lm-eval (seconds)
+        _parse(path, _plain_yaml)
     from lm_eval.tasks._yaml_loader import load_yaml  # the very loader lm-eval's index uses
 
-    for path in files:
-        try:
-            load_yaml(path, resolve_func=True, recursive=True)
-        except Exception as exc:  # yaml errors, a missing include:, a !function that does not import
-            detail = " ".join(str(exc).split())
-            raise HarnessError(
-                f"--tasks-dir: lm-eval cannot parse {path}: {type(exc).__name__}: {detail}"[:400]
-            ) from None
+    for path in files:  # then as lm-eval reads them: include: files, !function imports
+        _parse(path, lambda p: load_yaml(p, resolve_func=True, recursive=True))
+
+
+def _parse(path: Path, load: Callable[[Path], Any]) -> None:
+    try:
+        load(path)
+    except Exception as exc:  # yaml errors, a missing include:, a !function that does not import
+        detail = " ".join(str(exc).split())
+        raise HarnessError(
+            f"--tasks-dir: lm-eval cannot parse {path}: {type(exc).__name__}: {detail}"[:400]
+        ) from None
+
+
+def _plain_yaml(path: Path) -> None:
+    with open(path, "rb") as f:  # a file object, so errors name the file and line
+        yaml.load(f, Loader=_TaggedLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
+class _TaggedLoader(yaml.SafeLoader):
+    """Safe YAML that accepts lm-eval's `!function` tag without resolving it."""
+
+
+_TaggedLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
 
 
 def check_task_names(names: list[str], tasks_dir: str | None) -> None:
