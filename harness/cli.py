@@ -20,6 +20,10 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore")
     for name in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" not in sys.modules:  # importing it costs a second a failing command needs not pay
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
     try:
         from transformers.utils import logging as hf_logging
 
@@ -36,14 +40,28 @@ class HarnessGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            _end_progress_bars()
             click.echo("\ninterrupted: finished cells are saved; run the same command again to resume",
                        err=True)
             ctx.exit(130)
         except HarnessError as exc:
             if ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
                 raise
+            _end_progress_bars()
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except click.UsageError as exc:  # click's own checks: one line too, not usage + hint + error
+            if exc.ctx is None or ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
+                raise
+            click.echo(f"error: {exc.format_message()} (see `{exc.ctx.command_path} --help`)", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _end_progress_bars() -> None:
+    """Close any progress bar first, so the error gets a line of its own instead of the bar's."""
+    tqdm = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 def split_list(values, cast=str, option: str = "value") -> list:
@@ -133,6 +151,7 @@ def bench(**kw) -> None:
       harness bench --task int_mult --strategy none,eigen,random-sv --fraction 0.05,0.2 --seed 0,1
     """
     from harness import bench as bench_lib
+    from harness import preflight
     from harness.work import ExecutorOptions
 
     if kw["calibration_size"] < 1 or kw["calibration_batch_size"] < 1 or kw["batch_size"] < 1:
@@ -156,6 +175,7 @@ def bench(**kw) -> None:
     )
     if kw["max_retries"] < 0:
         raise HarnessError("--max-retries must be >= 0")
+    preflight.check(cfg)  # every option, before the model loads
     try:
         rows, keys = bench_lib.run(cfg)
     except bench_lib.CellsFailed as failed:  # the rest of the grid ran: show it, then what failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 
@@ -14,3 +15,13 @@ def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> Har
     listed = ", ".join(sorted(choices)) or "(none registered)"
     message = f"unknown {kind} '{name}'; choose from: {listed}"
     return HarnessError(f"{message}{'; ' + hint if hint else ''}")
+
+
+def warn(message: str) -> None:
+    """One `warning: ...` line on stderr, printed above any progress bar rather than into it."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+        return
+    tqdm.write(f"warning: {message}", file=sys.stderr)

@@ -41,9 +41,34 @@ class EvalResult:
         return float(np.mean(self.nll_per_example))
 
 
+def quiet_git_probe() -> None:
+    """lm-eval stamps results with the working directory's commit by running `git describe`,
+    whose `fatal: not a git repository` (or `Not a valid object name HEAD`) goes straight to
+    the user's terminal; the same probe with git's stderr discarded replaces it."""
+    import subprocess
+
+    from lm_eval import evaluator
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    if getattr(evaluator.get_git_commit_hash, "quiet", False):
+        return
+
+    def get_git_commit_hash() -> str | None:
+        try:
+            out = subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL)
+            return out.strip().decode()
+        except (subprocess.CalledProcessError, OSError):
+            return get_commit_from_path(os.getcwd())
+
+    get_git_commit_hash.quiet = True
+    evaluator.get_git_commit_hash = get_git_commit_hash
+
+
 def wrap(model, tokenizer, batch_size: int = 32):
     """The HFLM around `model`; create it once per model, before pruning."""
     from lm_eval.models.huggingface import HFLM
+
+    quiet_git_probe()
 
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 

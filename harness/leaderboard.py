@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -67,12 +68,88 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def read_rows(path: str | Path) -> list[dict]:
+# Columns every results CSV has had since the first version; a file without them is not one.
+REQUIRED = ("model", "task", "split", "strategy", "value", "config_hash")
+
+
+@dataclass
+class ResultsFile:
+    """A results CSV as read: its complete rows, and a torn last line if a crash cut one."""
+
+    path: Path
+    rows: list[dict]
+    torn: str = ""  # the raw text of a truncated last row ("" when the file is whole)
+
+    def torn_note(self) -> str:
+        return (f"{self.path}: its last line is truncated ({len(self.torn)} characters, "
+                f"not a whole row); the {len(self.rows)} complete row(s) are used")
+
+
+def scan(path: str | Path) -> ResultsFile:
+    """Read a results CSV strictly: a file that is not one is an error naming it; a truncated
+    last line (a crash mid-write by another tool, a copy cut short) is returned apart, so the
+    complete rows are kept and nothing is silently rewritten with blanks."""
+    from harness.errors import HarnessError
+
     path = Path(path)
     if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        if path.exists():
+            raise HarnessError(f"results file '{path}' is not a file")
+        return ResultsFile(path, [])
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise HarnessError(f"'{path}' is not a results file (not text); give another --output "
+                           "or move it away") from None
+    if not text.strip():
+        return ResultsFile(path, [])
+    torn = ""
+    if not text.endswith("\n"):
+        cut = text.rfind("\n") + 1
+        text, torn = text[:cut], text[cut:]
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        raise HarnessError(f"'{path}' is not a readable results CSV: {exc}") from None
+    header = records[0] if records else torn.split(",")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise HarnessError(
+            f"'{path}' is not a results file: its header lacks {', '.join(missing)}; "
+            "give another --output or move it away")
+    rows = []
+    for number, record in enumerate(records[1:], start=2):
+        if len(record) != len(header):
+            if number == len(records) and len(record) < len(header) and not torn:
+                torn = ",".join(record)  # cut exactly at a field boundary
+                continue
+            raise HarnessError(
+                f"'{path}' is damaged: line {number} has {len(record)} fields, its header "
+                f"{len(header)}; repair or move it away (nothing was changed)")
+        rows.append(dict(zip(header, record, strict=True)))
+    return ResultsFile(path, rows, torn)
+
+
+def set_aside_torn(path: str | Path) -> str | None:
+    """Move a truncated last line into `<name>.torn` beside the CSV and rewrite the CSV
+    without it (atomically); the one-line note to show, or None when the file was whole."""
+    results = scan(path)
+    if not results.torn:
+        return None
+    side = results.path.with_name(results.path.name + ".torn")
+    with open(side, "a") as f:
+        f.write(results.torn.rstrip("\r\n") + "\n")
+    columns = list(COLUMNS)
+    for r in results.rows:
+        columns += [k for k in r if k not in columns]
+    _write(results.path, columns, results.rows, [])
+    return (f"{results.path} ended in a truncated line; moved it to {side} and kept the "
+            f"{len(results.rows)} complete row(s)")
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """The complete rows of a results CSV (an error when the file is not one)."""
+    return scan(path).rows
 
 
 def done_keys(path: str | Path) -> set[tuple[str, str]]:
@@ -85,11 +162,17 @@ def append(path: str | Path, rows: list[Row]) -> None:
     (what `--force` re-runs), foreign columns are kept."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    set_aside_torn(path)  # a torn last line is kept in a side file, never rewritten as blanks
     new_keys = {(r.config_hash, r.split) for r in rows}
     existing = [r for r in read_rows(path) if (r.get("config_hash"), r.get("split")) not in new_keys]
     columns = list(COLUMNS)
     for r in existing:
         columns += [k for k in r if k not in columns and k is not None]
+    _write(path, columns, existing, rows)
+
+
+def _write(path: Path, columns: list[str], existing: list[dict], rows: list[Row]) -> None:
+    """Write the CSV under a temporary name and rename it over the old one."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)

@@ -9,6 +9,8 @@ always load.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -19,6 +21,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import HarnessError, unknown
+from harness.strategy import Strategy
 
 GROUP = "eigenharness"
 BUILTIN_PACKAGE = "eigenharness_plugins"
@@ -113,20 +116,63 @@ def collect(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) ->
             plugin_name = impl.plugin_name
 
             def register(name_or_value: Any, value: Any = None, *, _kind=kind, _p=plugin_name):
+                where = f"plugin '{_p}', hook register_{_kind}"
                 if _kind == "strategies":
+                    if not isinstance(name_or_value, Strategy):
+                        raise HarnessError(f"{where}: register() takes a harness.strategy.Strategy, "
+                                           f"got {type(name_or_value).__name__}")
                     name, value = name_or_value.name, name_or_value
+                    if value.apply is not None:
+                        value = dataclasses.replace(value, apply=checked_apply(name, value.apply))
                 else:
                     name = name_or_value
+                    if not isinstance(name, str) or not callable(value):
+                        raise HarnessError(f"{where}: register() takes (name: str, a callable), "
+                                           f"got ({type(name).__name__}, {type(value).__name__})")
                 table = registry.components[_kind]
                 if name in table:
                     raise HarnessError(
                         f"{_kind} '{name}' is registered twice: by plugin '{table[name].plugin}' "
-                        f"and by plugin '{_p}'; uninstall one or set EIGENHARNESS_PLUGINS"
+                        f"and by plugin '{_p}' (hook register_{_kind}); uninstall one or set "
+                        "EIGENHARNESS_PLUGINS"
                     )
                 table[name] = Component(name, value, _p)
 
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except HarnessError:
+                raise
+            except Exception as exc:  # name the culprit: the traceback would point into pluggy
+                raise HarnessError(
+                    f"plugin '{plugin_name}' failed in its hook register_{kind}: "
+                    f"{type(exc).__name__}: {exc}".splitlines()[0]
+                ) from exc
     return registry
+
+
+def checked_apply(name: str, apply: Any) -> Any:
+    """A strategy's own `apply`, whose failure or wrong return names the strategy, its plugin
+    and the hook (the bench loop calls it; a traceback would point into the loop)."""
+    from harness.edits import Edit
+    from harness.strategy import plugin_call
+
+    @functools.wraps(apply)
+    def run(request):
+        with plugin_call("strategies", name):
+            edit = apply(request)
+        if not isinstance(edit, Edit):
+            raise HarnessError(
+                f"strategy '{name}' of plugin '{owner('strategies', name)}' (hook register_strategies) "
+                f"returned {type(edit).__name__} from apply; expected a harness.edits.Edit")
+        return edit
+
+    return run
+
+
+def owner(kind: str, name: str) -> str:
+    """Which plugin registered a component (for errors that must name it)."""
+    component = registry().components[kind].get(name)
+    return component.plugin if component else "?"
 
 
 _registry: Registry | None = None

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import per_example
-from harness.errors import HarnessError
+from harness import leaderboard, per_example
+from harness.errors import HarnessError, warn
 from harness.stats import paired_p_value, permutation_p_value
 
 KEYS = ["model", "task", "strategy"]
@@ -43,12 +43,22 @@ def baseline_names(strategies) -> set[str]:
             if (s in table and table[s].value.baseline) or (s not in table and s in KNOWN_BASELINES)}
 
 
+def _read(path: Path) -> pd.DataFrame:
+    """The complete rows of one results CSV; a truncated last line is reported and left out."""
+    results = leaderboard.scan(path)  # an error, naming the file, when it is not a results CSV
+    if results.torn:
+        warn(results.torn_note())
+    if not results.rows:
+        return pd.DataFrame(columns=leaderboard.COLUMNS)
+    return pd.read_csv(path, nrows=len(results.rows))
+
+
 def load(paths: list[Path], model=None, task=None, strategy=None) -> pd.DataFrame:
     frames = []
     for p in paths:
         if not Path(p).is_file():
             raise HarnessError(f"results file '{p}' does not exist")
-        df = pd.read_csv(p)
+        df = _read(Path(p))
         df["source"] = str(p)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)

@@ -8,7 +8,8 @@ SVD -> score -> mask -> prune for it. A strategy that does not remove singular v
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,12 +80,61 @@ class PruneRequest:
         if key not in self.cache:
             scorer = registry().get("scorers", scorer_name)
             start = time.perf_counter()
-            scores = scorer(self.context())
+            with plugin_call("scorers", scorer_name):
+                scores = scorer(self.context())
+            expected = {k: tuple(f.S.shape) for k, f in self.factors().items()}
+            check_tensors("scorers", scorer_name, scores, expected, floating=True)
             self.cache[key] = (scores, time.perf_counter() - start)
         return self.cache[key]
 
     def input_means(self) -> dict[str, torch.Tensor]:
         return self.context().input_means()
+
+
+SINGULAR = {"scorers": "scorer", "pruners": "pruner", "strategies": "strategy"}
+
+
+@contextmanager
+def plugin_call(kind: str, name: str) -> Iterator[None]:
+    """A plugin component's own failure becomes one line naming it, its plugin and its hook.
+
+    HarnessError (a message the plugin wrote for the user) and out-of-memory errors (the
+    sweep runner suggests a smaller option for those) pass through unchanged.
+    """
+    from harness.errors import HarnessError
+    from harness.plugins import owner
+
+    try:
+        yield
+    except (HarnessError, MemoryError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as exc:
+        raise HarnessError(
+            f"{SINGULAR[kind]} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind}) "
+            f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from exc
+
+
+def check_tensors(kind: str, name: str, got: Any, expected: dict[str, tuple], floating: bool) -> None:
+    """What a scorer or pruner returned has one tensor per matrix id, of the promised shape
+    and dtype (float scores, bool keep-masks); else one line naming the plugin and the hook."""
+    from harness.errors import HarnessError
+    from harness.plugins import owner
+
+    where = f"{SINGULAR[kind]} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind})"
+    what = "a float tensor (heads, rank)" if floating else "a bool keep-mask shaped like its scores"
+    if not isinstance(got, dict) or set(got) != set(expected):
+        given = sorted(got)[:3] if isinstance(got, dict) else type(got).__name__
+        raise HarnessError(f"{where} must return {{matrix id: {what}}} for ids {sorted(expected)[:3]}"
+                           f"{'...' if len(expected) > 3 else ''}; got {given}")
+    for key, shape in expected.items():
+        t = got[key]
+        if not isinstance(t, torch.Tensor):
+            raise HarnessError(f"{where} returned {type(t).__name__} for {key}; expected {what}")
+        ok = t.dtype.is_floating_point if floating else t.dtype == torch.bool
+        if tuple(t.shape) != shape or not ok:
+            raise HarnessError(f"{where} returned {t.dtype} {tuple(t.shape)} for {key}; expected "
+                               f"{what}: {'float' if floating else 'torch.bool'} {shape}")
 
 
 def spectral_apply(request: PruneRequest) -> Edit:
@@ -94,7 +144,10 @@ def spectral_apply(request: PruneRequest) -> Edit:
     strategy = request.strategy
     scores, seconds = request.scores(strategy.scorer)
     pruner = registry().get("pruners", strategy.pruner)
-    keep = pruner(scores, request.fraction, request.options)
+    with plugin_call("pruners", strategy.pruner):
+        keep = pruner(scores, request.fraction, request.options)
+    check_tensors("pruners", strategy.pruner, keep, {k: tuple(v.shape) for k, v in scores.items()},
+                  floating=False)
     means = request.input_means() if strategy.compensate else None
     edit = spectral.prune(request.matrices, request.factors(), keep, means)
     edit.scores = scores

@@ -140,7 +140,8 @@ def for_split(task, split: str):
 
 
 def shipped(tasks_dir: str | None = None, include_defaults: bool = False) -> list[str]:
+    include = _include(tasks_dir)  # a bad --tasks-dir fails before lm-eval's slow import
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=_include(tasks_dir), include_defaults=include_defaults)
+    manager = TaskManager(include_path=include, include_defaults=include_defaults)
     return manager.all_subtasks

@@ -6,6 +6,7 @@ import torch
 
 from harness import hookimpl
 from harness.errors import HarnessError
+from harness.preflight import needs
 
 
 def _lowest(scores: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -38,6 +39,7 @@ def per_matrix(scores, fraction, options):
     }
 
 
+@needs(options=("threshold",))  # checked before the model loads (harness/preflight.py)
 def threshold(scores, fraction, options):
     """Prune every singular value scoring below `threshold` (fraction is ignored)."""
     if options.get("threshold") is None:

@@ -15,6 +15,7 @@ import torch
 
 from harness import hookimpl
 from harness.errors import HarnessError
+from harness.preflight import needs
 from harness.scoring import ScoringContext
 
 
@@ -26,6 +27,7 @@ def _projections(ctx: ScoringContext, cap, m):
     return f, x, gu
 
 
+@needs(min_batch_examples=2)  # checked before the model loads (harness/preflight.py)
 def attribution(ctx: ScoringContext) -> dict[str, torch.Tensor]:
     """The paper's attribution patching: the corrupted input is the previous example of the
     batch (the batch rolled by one); max over examples and positions, as the reference code."""

@@ -1,0 +1,48 @@
+"""An eigenharness plugin: the `act-energy` strategy and its `activation-energy` scorer.
+
+Activation-weighted energy: singular direction j of a head block writes S[j] * (v_j . x) into
+the output, so its typical contribution on the task's own inputs is
+
+    score[h, j] = S[h, j] * mean over calibration tokens of |Vh[h, j] . x[h]|
+
+Directions the task's inputs barely excite score low and are pruned first, whatever their
+singular value. No gradient is needed: one forward pass per calibration batch.
+
+Only the public API is used: `harness.hookimpl`, `harness.strategy.Strategy` and the
+`ScoringContext` the core hands to a scorer (`ctx.passes()`, `ctx.factors`, `ctx.matrices`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness import hookimpl
+from harness.scoring import ScoringContext
+from harness.strategy import Strategy
+
+
+def activation_energy(ctx: ScoringContext) -> dict[str, torch.Tensor]:
+    """{matrix id: (heads, rank) scores}: S times the mean |v . x| over real (unpadded) tokens."""
+    total = {m.id: torch.zeros_like(ctx.factors[m.id].S) for m in ctx.matrices}
+    tokens = 0
+    for cap in ctx.passes(backward=False):
+        valid = cap.valid[..., None, None]  # (B, T, 1, 1): padding contributes nothing
+        for m in ctx.matrices:
+            x = m.input_blocks(cap.inputs[m.id])  # (B, T, H, i): what each head block reads
+            vx = torch.einsum("bthi,hji->bthj", x, ctx.factors[m.id].Vh).abs()  # |v_j . x|
+            total[m.id] += (vx * valid).sum((0, 1))
+        tokens += int(cap.valid.sum())
+    return {k: ctx.factors[k].S * v / max(tokens, 1) for k, v in total.items()}
+
+
+@hookimpl
+def register_scorers(register):
+    register("activation-energy", activation_energy)
+
+
+@hookimpl
+def register_strategies(register):
+    register(Strategy(
+        "act-energy", "activation-weighted energy S*|v.x| (example plugin): K matrices, global "
+        "fraction, bias compensation", matrices="k", scorer="activation-energy",
+    ))
