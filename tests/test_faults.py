@@ -45,7 +45,8 @@ def test_failed_cells_leave_the_weights_as_loaded_and_the_next_cell_runs(faults,
     poison, half, eigen = runner.run(unit)
     assert isinstance(poison, JobFailed) and "calibration loss is nan on batch 1 of 2" in poison.message
     assert state_hash(runner.model) == before and runner.loads == 2  # NaN weights: reloaded
-    assert isinstance(half, JobFailed) and half.message == "RuntimeError: half-way"
+    assert isinstance(half, JobFailed) and half.message == (
+        "strategy 'half-edit' of plugin 'faults' (hook register_strategies) failed: RuntimeError: half-way")
     assert runner.loads == 2  # the strategy's half edit was undone in place, no reload
     assert isinstance(eigen, CellDone) and eigen.edit.n_pruned > 0
     assert state_hash(runner.model) == before
