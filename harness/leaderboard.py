@@ -53,6 +53,7 @@ class Row:
     nll: float = float("nan")  # mean NLL of the target on the same examples (nats)
     nll_delta: float = float("nan")  # nll minus the unpruned model's on the same split
     architecture: str = ""  # "llama (registered)" or "mistral (discovered)"
+    model_hash: str = ""  # sha256 of the loaded weights, bit for bit (first 12 hex digits)
 
 
 COLUMNS = [f.name for f in fields(Row)]

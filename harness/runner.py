@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
-from harness import calibration, evaluate, models, selection, spectral
+from harness import baseline_cache, calibration, evaluate, models, selection, spectral
 from harness import tasks as task_lib
 from harness.bench import BenchConfig, cell_config, eval_splits, resolve_strategies, versions
 from harness.edits import Edit, snapshot
@@ -68,7 +68,8 @@ class CellRunner:
             if s.uses_fraction:
                 selection.select(self.all_matrices, s.matrices, cfg.layers)
         # which architecture plugin (or discovery) found the matrices goes into every row
-        self.stamp = {**versions(), "architecture": selection.architecture(self.model)}
+        self.stamp = {**versions(), "architecture": selection.architecture(self.model),
+                      "model_hash": self.digest[:12]}
         self.batches: dict[tuple[str, int], list] = {}
 
     def _load(self) -> None:
@@ -92,11 +93,9 @@ class CellRunner:
 
     def run(self, job: Job) -> Iterator[Event]:
         if isinstance(job, BaselineJob):
-            task = self.tasks[job.task]
             try:
-                splits = eval_splits(task, self.cfg.select_on)
-                event = BaselineDone(job.task, {sp: evaluate.run(self.lm, task, sp, self.cfg.limit,
-                                                                 self.manager) for sp in splits},
+                splits = eval_splits(self.tasks[job.task], self.cfg.select_on)
+                event = BaselineDone(job.task, {sp: self.baseline(job.task, sp) for sp in splits},
                                      self.stamp)
             except Exception as exc:
                 event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
@@ -109,6 +108,19 @@ class CellRunner:
                 event = JobFailed(cell.task, cell, describe_failure(exc, self.cfg))
                 self._recover()
             yield event
+
+    def baseline(self, task_name: str, split: str) -> evaluate.EvalResult:
+        """The unpruned model on `split`, from the on-disk cache when these exact weights were
+        evaluated the same way before (`--force` evaluates again and refreshes the cache)."""
+        cfg, task = self.cfg, self.tasks[task_name]
+        key = baseline_cache.key(self.digest, task, split, cfg.limit, {
+            "dtype": cfg.dtype, "device": str(self.model.device), "batch_size": cfg.batch_size,
+            "data_dir": cfg.data_dir, **versions()})
+        result = None if cfg.force else baseline_cache.load(key)
+        if result is None:
+            result = evaluate.run(self.lm, task, split, cfg.limit, self.manager)
+            baseline_cache.save(key, result)
+        return result
 
     def run_cell(self, cell: Cell) -> CellDone:
         cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]

@@ -35,3 +35,9 @@ def family(request):
 def tiny_dir(tmp_path):
     """A tiny Llama saved as a model directory with the character tokenizer."""
     return tiny_model_dir(tmp_path / "tiny-llama", "llama")
+
+
+@pytest.fixture(autouse=True)
+def private_baseline_cache(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty baseline cache of its own (never the user's)."""
+    monkeypatch.setenv("EIGENHARNESS_BASELINES", str(tmp_path_factory.mktemp("baselines")))
