@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class BenchConfig:
     limit: int | None = None
     output: Path = DEFAULT_OUTPUT
     select_on: str = "validation"  # or "none": evaluate the eval split only
+    test_on: str = "all"  # or "chosen": test only the fraction validation picks per (strategy, seed)
     calibration_size: int = 64
     calibration_batch_size: int = 16
     batch_size: int = 32
@@ -99,6 +101,10 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
             raise HarnessError(f"fraction {f} is outside [0, 1); give e.g. --fraction 0.05,0.2")
     if cfg.select_on not in ("validation", "none"):
         raise HarnessError(f"unknown --select-on '{cfg.select_on}'; choose from: validation, none")
+    if cfg.test_on not in ("all", "chosen"):
+        raise HarnessError(f"unknown --test-on '{cfg.test_on}'; choose from: all, chosen")
+    if cfg.test_on == "chosen" and cfg.select_on != "validation":
+        raise HarnessError("--test-on chosen needs --select-on validation (the choice is made there)")
     return out
 
 
@@ -115,6 +121,22 @@ def eval_splits(task, select_on: str) -> list[str]:
     if select_on == "validation" and final == "test" and task.has_validation_docs():
         return ["validation", "test"]
     return [final]
+
+
+def tests_chosen_only(cfg: BenchConfig, splits: list[str]) -> bool:
+    """With --test-on chosen and a task that has validation and test: each (strategy, seed)
+    unit evaluates validation for every fraction and test for the one validation picks."""
+    return cfg.test_on == "chosen" and splits == ["validation", "test"]
+
+
+def pick(results: list[tuple[float, float]]) -> int:
+    """Index of the (validation value, fraction) that harness/report.py `choose` would pick:
+    the best value, ties to the smaller fraction (prune less); NaN values last."""
+    def rank(i: int) -> tuple:
+        value, fraction = results[i]
+        return (math.isnan(value), 0.0 if math.isnan(value) else -value, fraction)
+
+    return min(range(len(results)), key=rank)
 
 
 def cells(cfg: BenchConfig, strategies: list[Strategy]):
@@ -296,9 +318,23 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     tasks_todo: list[str] = []
     for task_name, task in task_objs.items():
         splits = eval_splits(task, cfg.select_on)
-        for s, seed, fraction in grid:
-            key = leaderboard.config_hash(cell_config(cfg, task_name, s, seed, fraction))
-            if all((key, sp) in done for sp in splits):
+        keyed = [(s, seed, fraction, leaderboard.config_hash(cell_config(cfg, task_name, s, seed, fraction)))
+                 for s, seed, fraction in grid]
+        finished = {key for *_, key in keyed if all((key, sp) in done for sp in splits)}
+        if tests_chosen_only(cfg, splits):
+            # --test-on chosen: a (strategy, seed) is done once every fraction has its validation
+            # row and one has a test row; until then all its fractions run again (the rows
+            # already in are kept), so the pick always sees the whole unit
+            groups: dict[tuple, list[str]] = {}
+            for s, seed, _, key in keyed:
+                if s.uses_fraction:
+                    groups.setdefault((s.name, seed), []).append(key)
+            finished -= {k for ks in groups.values() for k in ks}
+            finished |= {k for ks in groups.values() for k in ks
+                         if all((x, "validation") in done for x in ks)
+                         and any((x, "test") in done for x in ks)}
+        for s, seed, fraction, key in keyed:
+            if key in finished:
                 progress.update(1)
             elif s.uses_fraction:
                 todo.append(Cell(task_name, s.name, seed, fraction, key))
@@ -314,8 +350,9 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
         progress.set_postfix_str(f"starting {cfg.executor} workers")
         executor.setup(cfg, len(tasks_todo) + len(todo))
         per_cell = {t: examples_evaluated(task_objs[t], cfg) for t in tasks_todo}
+        # --test-on chosen keeps each (task, strategy, seed) whole: its worker picks the fraction
         units = cut_units(todo, executor.workers, lambda c: per_cell[c.task],
-                          sum(per_cell.values()))
+                          sum(per_cell.values()), halve=cfg.test_on == "all")
         # Baselines first: a cell's rows are written as soon as both it and its baseline are in.
         jobs = [BaselineJob(t) for t in tasks_todo] + units
         for event in executor.launch(jobs):

@@ -116,6 +116,8 @@ def cli(debug: bool) -> None:
 @click.option("--select-on", type=click.Choice(["validation", "none"]), default="validation",
               show_default=True,
               help="Also evaluate the validation split, so the fraction can be chosen there.")
+@click.option("--test-on", type=click.Choice(["all", "chosen"]), default="all", show_default=True,
+              help="chosen: evaluate test only for the fraction validation picks per strategy and seed.")
 @click.option("--matrices", help="Override the strategy's matrices: q,k,v,o,mlp_in,mlp_out,attn,mlp,all.")
 @click.option("--layers", help="Restrict to layers: 0,3,5-7 or -4: (the last four).")
 @click.option("--scorer", help="Override the strategy's scorer (see `harness plugins`).")
@@ -162,7 +164,7 @@ def bench(**kw) -> None:
         model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
         fractions=split_list(kw["fractions"], float, "--fraction") or None,
         seeds=split_list(kw["seeds"], int, "--seed") or [0],
-        limit=kw["limit"], output=kw["output"], select_on=kw["select_on"],
+        limit=kw["limit"], output=kw["output"], select_on=kw["select_on"], test_on=kw["test_on"],
         calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
         batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
         scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],

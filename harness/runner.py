@@ -20,7 +20,15 @@ import torch
 
 from harness import baseline_cache, calibration, evaluate, models, selection, spectral
 from harness import tasks as task_lib
-from harness.bench import BenchConfig, cell_config, eval_splits, resolve_strategies, versions
+from harness.bench import (
+    BenchConfig,
+    cell_config,
+    eval_splits,
+    pick,
+    resolve_strategies,
+    tests_chosen_only,
+    versions,
+)
 from harness.edits import Edit, snapshot
 from harness.errors import HarnessError
 from harness.export import mask_report
@@ -101,6 +109,9 @@ class CellRunner:
                 event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
             yield event
             return
+        if tests_chosen_only(self.cfg, eval_splits(self.tasks[job.task], self.cfg.select_on)):
+            yield from self.run_chosen(job.cells)
+            return
         for cell in job.cells:
             try:
                 event = self.run_cell(cell)
@@ -122,7 +133,35 @@ class CellRunner:
             baseline_cache.save(key, result)
         return result
 
-    def run_cell(self, cell: Cell) -> CellDone:
+    def run_chosen(self, cells: tuple[Cell, ...]) -> Iterator[Event]:
+        """--test-on chosen: every fraction on validation, then the edit of the one validation
+        picks is applied again (its scores are cached: same mask, same weights) and evaluated
+        on test. The unit's cells come back together at the end, so a worker lost half-way
+        has the whole unit run again and the pick never sees part of it."""
+        done: list[CellDone] = []
+        failed: list[Event] = []
+        for cell in cells:
+            try:
+                done.append(self.run_cell(cell, ["validation"]))
+            except Exception as exc:
+                failed.append(JobFailed(cell.task, cell, describe_failure(exc, self.cfg)))
+                self._recover()
+        yield from failed
+        if not done:
+            return
+        best = done[pick([(d.results["validation"].value, d.cell.fraction) for d in done])]
+        try:
+            tested = self.run_cell(best.cell, ["test"])
+        except Exception as exc:
+            done.remove(best)  # its unit stays unfinished: a re-run does it again
+            yield JobFailed(best.cell.task, best.cell, describe_failure(exc, self.cfg))
+            self._recover()
+        else:
+            best.results["test"] = tested.results["test"]
+            best.seconds += tested.seconds
+        yield from done
+
+    def run_cell(self, cell: Cell, splits: list[str] | None = None) -> CellDone:
         cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]
         config = cell_config(cfg, cell.task, s, cell.seed, cell.fraction)
         start = time.perf_counter()
@@ -144,7 +183,7 @@ class CellRunner:
             edit = (s.apply or spectral_apply)(request)
             try:
                 results = {sp: evaluate.run(self.lm, task, sp, cfg.limit, self.manager)
-                           for sp in eval_splits(task, cfg.select_on)}
+                           for sp in splits or eval_splits(task, cfg.select_on)}
                 if cfg.save is not None:
                     from harness.export import save_pruned
 

@@ -147,10 +147,11 @@ class Executor(Protocol):
 
 
 def cut_units(cells: list[Cell], workers: int, cost: Callable[[Cell], float] = lambda c: 1.0,
-              baseline_cost: float = 0.0) -> list[WorkUnit]:
+              baseline_cost: float = 0.0, halve: bool = True) -> list[WorkUnit]:
     """Group cells by (task, strategy, seed) in grid order; with several workers, halve the
     costliest unit by fraction while it exceeds half a worker's share of the whole sweep
-    (the cells plus `baseline_cost`) or there are fewer units than workers; costliest first."""
+    (the cells plus `baseline_cost`) or there are fewer units than workers; costliest first.
+    `halve=False` (--test-on chosen) keeps every unit whole: its fractions are compared."""
     groups: dict[tuple, list[Cell]] = {}
     for c in cells:
         groups.setdefault((c.task, c.strategy, c.seed), []).append(c)
@@ -161,7 +162,7 @@ def cut_units(cells: list[Cell], workers: int, cost: Callable[[Cell], float] = l
     # unit above half a share bounds that at 1.5x the ideal, at the price of a scoring pass
     # per extra unit.
     share = (sum(map(cost, cells)) + baseline_cost) / workers
-    while parts:
+    while parts and halve:
         costliest = max(range(len(parts)), key=lambda i: sum(map(cost, parts[i])))
         whole = parts[costliest]
         if len(whole) < 2 or (sum(map(cost, whole)) <= share / 2 and len(parts) >= workers):

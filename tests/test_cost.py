@@ -94,3 +94,78 @@ def test_weights_digest_sees_one_changed_bit():
         p = next(model.parameters())
         p.view(-1).view(torch.int32)[0] ^= 1
     assert weights_digest(model) != before
+
+
+def test_test_on_chosen_gives_the_leaderboard_of_test_on_all(tiny_dir, tmp_path, evaluations):
+    """`chosen` reports the very rows `all` reports, from fewer evaluations. (A tiny random
+    model's accuracy does not move with the fraction, so the pick itself is tested against
+    report.choose on made-up values below.)"""
+    from harness import report
+
+    grid = ["--model", str(tiny_dir), "--task", "int_mult", "--limit", "6",
+            "--strategy", "none,eigen,random-sv", "--fraction", "0.2,0.5,0.8", "--seed", "0,1",
+            "--calibration-size", "4", "--calibration-batch-size", "4", "--device", "cpu"]
+    every = bench(*grid, "--output", str(tmp_path / "all.csv"))
+    assert every.exit_code == 0, every.output
+    n_all = len(evaluations)
+    evaluations.clear()
+    chosen = bench(*grid, "--output", str(tmp_path / "chosen.csv"), "--test-on", "chosen")
+    assert chosen.exit_code == 0, chosen.output
+    # pruned cells: 2 strategies x 2 seeds x 3 fractions; `all` tests each, `chosen` one per unit
+    assert n_all - 2 == 12 * 2  # baseline: 2 (the cache serves it to the second run)
+    assert [s for s, _ in evaluations].count("validation") == 12
+    assert [s for s, _ in evaluations].count("test") == 4
+    a, c = (report.load([tmp_path / f"{n}.csv"]) for n in ("all", "chosen"))
+    assert len(c[c.split == "validation"]) == 13 and len(c[c.split == "test"]) == 5
+    pa, pc = report.choose(a), report.choose(c)
+    cols = ["strategy", "seed", "fraction", "value", "delta", "p_value", "nll", "config_hash",
+            "validation_value"]
+    pd.testing.assert_frame_equal(pa[cols].reset_index(drop=True), pc[cols].reset_index(drop=True))
+    ta, tc = report.table(a), report.table(c)
+    same = ["strategy", "fraction", "chosen_on", "value_mean", "value_std", "delta_mean",
+            "p_value_median", "nll_mean", "nll_delta_mean", "seeds", "n", "n_pruned"]
+    pd.testing.assert_frame_equal(ta[same].reset_index(drop=True), tc[same].reset_index(drop=True))
+    # a re-run has nothing to do; a unit whose test row is lost is redone, test row included
+    again = bench(*grid, "--output", str(tmp_path / "chosen.csv"), "--test-on", "chosen")
+    assert "nothing to do" in again.output
+    rows = pd.read_csv(tmp_path / "chosen.csv")
+    lost = rows[(rows.split == "test") & (rows.strategy == "eigen") & (rows.seed == 1)]
+    rows.drop(lost.index).to_csv(tmp_path / "chosen.csv", index=False)
+    evaluations.clear()
+    redo = bench(*grid, "--output", str(tmp_path / "chosen.csv"), "--test-on", "chosen")
+    assert redo.exit_code == 0, redo.output
+    assert [s for s, _ in evaluations] == ["validation"] * 3 + ["test"]
+    back = pd.read_csv(tmp_path / "chosen.csv")
+    assert len(back) == len(rows)
+    row = back[(back.split == "test") & (back.strategy == "eigen") & (back.seed == 1)]
+    assert row.value.tolist() == lost.value.tolist() and row.config_hash.tolist() == lost.config_hash.tolist()
+
+
+def test_test_on_chosen_needs_validation(tiny_dir, tmp_path):
+    result = bench("--model", str(tiny_dir), "--output", str(tmp_path / "r.csv"), "--strategy", "eigen",
+                   "--select-on", "none", "--test-on", "chosen", *SMALL)
+    assert result.exit_code == 2
+    assert "--test-on chosen needs --select-on validation" in result.output
+
+
+def test_pick_is_the_leaderboards_choice():
+    """bench.pick (what a --test-on chosen worker tests) against report.choose (what the
+    leaderboard reports) on random validation values with many ties and a NaN."""
+    import numpy as np
+
+    from harness import report
+    from harness.bench import pick
+
+    rng = np.random.default_rng(0)
+    fractions = [0.05, 0.1, 0.2, 0.3, 0.5]
+    for trial in range(200):
+        values = rng.integers(0, 4, len(fractions)) / 4
+        if trial % 7 == 0:
+            values[rng.integers(len(fractions))] = np.nan
+        order = rng.permutation(len(fractions))  # a unit's cells in any order
+        rows = [{"model": "m", "task": "t", "strategy": "s", "seed": 0, "fraction": fractions[i],
+                 "split": sp, "value": values[i], "config_hash": f"h{i}"}
+                for i in order for sp in ("validation", "test")]
+        chosen = report.choose(pd.DataFrame(rows))
+        got = pick([(values[i], fractions[i]) for i in order])
+        assert fractions[order[got]] == chosen.fraction.iloc[0]
