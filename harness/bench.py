@@ -195,7 +195,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         calibration_size=calibration_size,
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
-        nll=result.nll, nll_delta=result.nll - base.nll,
+        nll=result.nll, nll_delta=result.nll - base.nll, svd_seconds=round(edit.svd_seconds, 3),
     )
 
 

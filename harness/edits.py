@@ -23,6 +23,7 @@ class Edit:
     masks: dict[str, torch.Tensor] | None = None  # keep-masks by matrix id, for --save/heat maps
     scores: dict[str, torch.Tensor] | None = None
     scoring_seconds: float = 0.0
+    svd_seconds: float = 0.0  # SVDs computed for this cell (0 when earlier cells' are reused)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. LASER's chosen layer and rank
 
 

@@ -54,6 +54,7 @@ class Row:
     nll_delta: float = float("nan")  # nll minus the unpruned model's on the same split
     architecture: str = ""  # "llama (registered)" or "mistral (discovered)"
     model_hash: str = ""  # sha256 of the loaded weights, bit for bit (first 12 hex digits)
+    svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -179,6 +179,7 @@ class CellRunner:
         # The spectral path undoes a half-done prune itself; a strategy's own `apply` might not,
         # so its matrices are copied first (only then: the copy costs memory).
         guard = snapshot(m.module for m in matrices) if s.apply is not None else (lambda: None)
+        svd_before = self.spectrum.seconds
         try:
             edit = (s.apply or spectral_apply)(request)
             try:
@@ -195,7 +196,8 @@ class CellRunner:
             raise
         seconds = time.perf_counter() - start
         slim = Edit(n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit,
-                    scoring_seconds=edit.scoring_seconds, details=dict(edit.details))
+                    scoring_seconds=edit.scoring_seconds, details=dict(edit.details),
+                    svd_seconds=self.spectrum.seconds - svd_before)
         report = mask_report(edit, matrices, config) if edit.masks is not None else None
         return CellDone(cell, config, results, slim,
                         sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,

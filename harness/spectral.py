@@ -12,6 +12,7 @@ where a head loses nothing and keeps rounding error to the removed directions al
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -58,11 +59,14 @@ class SpectrumCache:
 
     def __init__(self) -> None:
         self._factors: dict[str, Factors] = {}
+        self.seconds = 0.0  # spent in SVDs so far: rows report it apart from scoring
 
     def get(self, matrices: list[Matrix]) -> dict[str, Factors]:
         for m in matrices:
             if m.id not in self._factors:
+                start = time.perf_counter()
                 self._factors[m.id] = decompose(m)
+                self.seconds += time.perf_counter() - start
         return {m.id: self._factors[m.id] for m in matrices}
 
 

@@ -56,6 +56,8 @@ def test_second_sweep_reads_the_baseline_from_disk(tiny_dir, tmp_path, evaluatio
                                   b[cols].sort_values(cols[:2]).reset_index(drop=True))
     # every row names the weights it measured: the unpruned model's digest, pruned or not
     assert set(b.model_hash) == {unpruned[:12]}
+    assert (b[b.strategy == "eigen"].svd_seconds > 0).all()
+    assert (b[b.strategy == "none"].svd_seconds == 0).all()
     # another limit is another baseline
     evaluations.clear()
     third = bench("--model", str(tiny_dir), "--output", str(tmp_path / "c.csv"), "--strategy", "none",
@@ -169,3 +171,36 @@ def test_pick_is_the_leaderboards_choice():
         chosen = report.choose(pd.DataFrame(rows))
         got = pick([(values[i], fractions[i]) for i in order])
         assert fractions[order[got]] == chosen.fraction.iloc[0]
+
+
+def test_svd_time_is_its_own_column_not_scoring(tiny_dir, monkeypatch):
+    """On a clock where each SVD takes 100 s and nothing else takes time, the first cell's
+    SVDs land in svd_seconds and none in scoring_seconds; the next cell reuses them."""
+    import types
+
+    from harness import spectral, strategy
+    from harness.bench import BenchConfig
+    from harness.runner import CellRunner
+    from harness.work import Cell, CellDone, WorkUnit
+
+    clock = [0.0]
+    fake = types.SimpleNamespace(perf_counter=lambda: clock[0])
+    real = spectral.decompose
+
+    def slow(matrix):
+        clock[0] += 100.0
+        return real(matrix)
+
+    cfg = BenchConfig(model=str(tiny_dir), tasks=["int_mult"], strategies=["eigen"], limit=2,
+                      calibration_size=4, calibration_batch_size=4, device="cpu", select_on="none")
+    runner = CellRunner(cfg)
+    monkeypatch.setattr(spectral, "time", fake)
+    monkeypatch.setattr(strategy, "time", fake)
+    monkeypatch.setattr(spectral, "decompose", slow)
+    cells = tuple(Cell("int_mult", "eigen", 0, f, f"k{f}") for f in (0.2, 0.4))
+    first, second = runner.run(WorkUnit(0, "int_mult", cells))
+    assert isinstance(first, CellDone) and isinstance(second, CellDone)
+    n_svd = len(runner.spectrum._factors)
+    assert n_svd == 2  # K of two layers
+    assert first.edit.svd_seconds == 100.0 * n_svd and first.edit.scoring_seconds == 0.0
+    assert second.edit.svd_seconds == 0.0 and second.edit.scoring_seconds == 0.0
