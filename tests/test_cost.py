@@ -56,8 +56,7 @@ def test_second_sweep_reads_the_baseline_from_disk(tiny_dir, tmp_path, evaluatio
                                   b[cols].sort_values(cols[:2]).reset_index(drop=True))
     # every row names the weights it measured: the unpruned model's digest, pruned or not
     assert set(b.model_hash) == {unpruned[:12]}
-    assert (b[b.strategy == "eigen"].svd_seconds > 0).all()
-    assert (b[b.strategy == "none"].svd_seconds == 0).all()
+    assert (b[b.strategy == "none"].svd_seconds == 0).all()  # the eigen row's: see the clock test
     # another limit is another baseline
     evaluations.clear()
     third = bench("--model", str(tiny_dir), "--output", str(tmp_path / "c.csv"), "--strategy", "none",
