@@ -57,7 +57,7 @@ class BenchConfig:
     test_on: str = "all"  # or "chosen": test only the fraction validation picks per (strategy, seed)
     calibration_size: int = 64
     calibration_batch_size: int = 16
-    batch_size: int = 32
+    batch_size: int | str = "auto"  # lm-eval's; "auto": see evaluate.resolve_batch_size
     matrices: str | None = None  # overrides each strategy's selector
     layers: str | None = None
     scorer: str | None = None

@@ -128,7 +128,8 @@ def cli(debug: bool) -> None:
 @click.option("--calibration-size", type=int, default=64, show_default=True,
               help="Training examples used to score singular values.")
 @click.option("--calibration-batch-size", type=int, default=16, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True, help="lm-eval batch size.")
+@click.option("--batch-size", default="auto", show_default=True,
+              help="lm-eval batch size, or auto (largest that fits on CUDA, 32 on CPU).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
 @click.option("--tasks-dir", help="A directory of your own lm-eval task YAMLs.")
@@ -156,8 +157,12 @@ def bench(**kw) -> None:
     from harness import preflight
     from harness.work import ExecutorOptions
 
-    if kw["calibration_size"] < 1 or kw["calibration_batch_size"] < 1 or kw["batch_size"] < 1:
-        raise HarnessError("--calibration-size, --calibration-batch-size and --batch-size must be >= 1")
+    if kw["batch_size"] != "auto":
+        if not kw["batch_size"].isdigit() or int(kw["batch_size"]) < 1:
+            raise HarnessError(f"--batch-size '{kw['batch_size']}' is not a whole number >= 1 or auto")
+        kw["batch_size"] = int(kw["batch_size"])
+    if kw["calibration_size"] < 1 or kw["calibration_batch_size"] < 1:
+        raise HarnessError("--calibration-size and --calibration-batch-size must be >= 1")
     if kw["limit"] is not None and kw["limit"] < 1:
         raise HarnessError("--limit must be >= 1")
     cfg = bench_lib.BenchConfig(

@@ -64,13 +64,30 @@ def quiet_git_probe() -> None:
     evaluator.get_git_commit_hash = get_git_commit_hash
 
 
-def wrap(model, tokenizer, batch_size: int = 32):
+# --batch-size auto off CUDA. lm-eval's own "auto" starts at 64 and halves only when the
+# allocator raises, which a CPU (overcommitted memory) does not do before the OOM killer
+# comes; it also probes with 5 forward passes per evaluation call (and, for generation, at the
+# model's full context: 64 x 2048 x vocab logits). On CPU throughput is flat from a few dozen
+# examples per batch (benchmarks/README.md, "evaluation batch size"), so a fixed size is
+# the measured choice there.
+CPU_BATCH_SIZE = 32
+
+
+def resolve_batch_size(batch_size: int | str, device) -> int | str:
+    """An explicit size as given; "auto": lm-eval's search on CUDA, CPU_BATCH_SIZE elsewhere."""
+    if batch_size != "auto":
+        return int(batch_size)
+    return "auto" if getattr(device, "type", str(device)) == "cuda" else CPU_BATCH_SIZE
+
+
+def wrap(model, tokenizer, batch_size: int | str = "auto"):
     """The HFLM around `model`; create it once per model, before pruning."""
     from lm_eval.models.huggingface import HFLM
 
     quiet_git_probe()
 
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    return HFLM(pretrained=model, tokenizer=tokenizer,
+                batch_size=resolve_batch_size(batch_size, model.device))
 
 
 def primary_metric(task) -> str:

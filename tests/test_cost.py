@@ -203,3 +203,37 @@ def test_svd_time_is_its_own_column_not_scoring(tiny_dir, monkeypatch):
     assert n_svd == 2  # K of two layers
     assert first.edit.svd_seconds == 100.0 * n_svd and first.edit.scoring_seconds == 0.0
     assert second.edit.svd_seconds == 0.0 and second.edit.scoring_seconds == 0.0
+
+
+def test_automatic_batch_size_changes_no_result(tiny_dir, tmp_path):
+    """The default (--batch-size auto) against an explicit odd size: same accuracies, same
+    per-example outcomes, the same losses up to float rounding of padded batches."""
+    from harness import per_example
+    from harness.testing import char_tokenizer, tiny_model
+
+    grid = ["--model", str(tiny_dir), "--strategy", "none,eigen", "--fraction", "0.3", *SMALL[:2],
+            "--limit", "12", *SMALL[4:]]
+    auto = bench(*grid, "--output", str(tmp_path / "auto.csv"))
+    fixed = bench(*grid, "--output", str(tmp_path / "fixed.csv"), "--batch-size", "5")
+    assert auto.exit_code == 0 and fixed.exit_code == 0, auto.output + fixed.output
+    a = pd.read_csv(tmp_path / "auto.csv").sort_values(["config_hash", "split"]).reset_index(drop=True)
+    f = pd.read_csv(tmp_path / "fixed.csv").sort_values(["config_hash", "split"]).reset_index(drop=True)
+    assert a.config_hash.tolist() == f.config_hash.tolist() and (a.n == 12).all()
+    assert a.value.tolist() == f.value.tolist()
+    assert a.nll.to_numpy() == pytest.approx(f.nll.to_numpy(), rel=1e-5)
+    for r in a.itertuples():
+        ea = per_example.load(tmp_path / "auto.csv", r.config_hash, r.split)
+        ef = per_example.load(tmp_path / "fixed.csv", r.config_hash, r.split)
+        assert (ea["metric"] == ef["metric"]).all()
+    lm = evaluate.wrap(tiny_model("llama", dtype=torch.float32), char_tokenizer())
+    assert lm.batch_size == evaluate.CPU_BATCH_SIZE  # on CPU "auto" is the measured fixed size
+    assert evaluate.resolve_batch_size("auto", torch.device("cuda")) == "auto"
+    assert evaluate.resolve_batch_size(7, torch.device("cuda")) == 7
+
+
+@pytest.mark.parametrize("size", ["0", "many", "-3"])
+def test_bad_batch_size_is_one_line(tiny_dir, tmp_path, size):
+    result = bench("--model", str(tiny_dir), "--output", str(tmp_path / "r.csv"), "--batch-size", size,
+                   *SMALL)
+    assert result.exit_code == 2
+    assert f"--batch-size '{size}' is not a whole number >= 1 or auto" in result.output
