@@ -116,7 +116,8 @@ def main() -> None:
         print(f"(b) {name}: cell {done.seconds:.2f} s = evaluation {ev:.2f} s + SVD "
               f"{done.edit.svd_seconds:.2f} s + scoring {scoring:.2f} s + rest "
               f"{overhead - scoring:.2f} s; overhead (all but SVD and evaluation) / "
-              f"evaluation = {overhead / ev:.3f} (target <= 0.02: {'met' if overhead / ev <= 0.02 else 'NOT met'})")
+              f"evaluation = {overhead / ev:.3f} "
+              f"(target <= 0.02: {'met' if overhead / ev <= 0.02 else 'NOT met'})")
 
     # (c) peak RSS per phase
     for phase in ("scoring", "evaluation"):
