@@ -49,6 +49,11 @@ class Row:
     transformers_version: str = ""
     torch_version: str = ""
     details: str = ""
+    # storage and spectrum of a spectral edit (harness.spectral.spectrum_stats)
+    params_factored: int = 0
+    params_dense: int = 0
+    energy_kept: float = float("nan")
+    effective_rank: float = float("nan")
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -30,6 +30,9 @@ BUILTIN_MODULES = (
     "spectral_strategies",
     "magnitude",
     "laser",
+    "verified",
+    "iterative",
+    "budget",
 )
 KINDS = ("architectures", "selectors", "scorers", "pruners", "strategies")
 

@@ -35,6 +35,9 @@ class Strategy:
     needs_calibration: bool = True
     seeded: bool = True  # False: the seed changes nothing, so a sweep runs one seed only
     apply: Callable[[PruneRequest], Edit] | None = None
+    # True: `apply` is a variant of the spectral path that honours scorer, pruner and
+    # compensate (and their CLI overrides), so rows report them as for a plain spectral one.
+    spectral_options: bool = False
 
 
 @dataclass
