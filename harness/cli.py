@@ -231,6 +231,7 @@ def plugins() -> None:
               help="Calibration examples the removals are measured on.")
 @click.option("--compensate/--no-compensate", default=True, show_default=True,
               help="Measure mean ablation (as eigen prunes) or zeroing.")
+@click.option("--objective", default="ce", show_default=True, help="ce, margin or first-token.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-rows", type=int, default=128, show_default=True, help="Sequences per forward pass.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import removal
+from harness import objectives, removal
 from harness.errors import HarnessError
 from harness.matrices import Matrix
 from harness.spectral import Factors
@@ -38,6 +38,7 @@ class FidelityConfig:
     calibration_batch_size: int = 16
     measure_examples: int | None = 32  # held-in subset of the calibration data (None: all)
     compensate: bool = True  # measure mean ablation (what eigen does) or zeroing
+    objective: str = "ce"  # what scores estimate and removals measure (harness/objectives.py)
     seed: int = 0
     max_rows: int = 128
     out_dir: Path = Path("leaderboard") / "fidelity"
@@ -77,15 +78,16 @@ def spearman(x, y) -> float:
 
 def compare(model, matrices: list[Matrix], factors: dict[str, Factors], batches, scorers: list[str],
             sample: dict[str, torch.Tensor], compensate: bool = True,
-            measure_examples: int | None = None, max_rows: int = 128, seed: int = 0) -> pd.DataFrame:
+            measure_examples: int | None = None, max_rows: int = 128, seed: int = 0,
+            objective: str = "ce") -> pd.DataFrame:
     """One row per sampled direction: where it is, σ, the measured loss change, every score."""
     from harness.plugins import registry
     from harness.scoring import ScoringContext
 
-    ctx = ScoringContext(model, matrices, factors, batches, seed)
+    ctx = ScoringContext(model, matrices, factors, batches, seed, objective=objective)
     means = ctx.input_means() if compensate else None
     measured = removal.measure(model, matrices, factors, removal.subset(batches, measure_examples),
-                               sample, means, max_rows)
+                               sample, means, max_rows, objectives.get(objective))
     scores = {name: registry().get("scorers", name)(ctx) for name in scorers}
     by_id = {m.id: m for m in matrices}
     frames = []
@@ -158,6 +160,7 @@ def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
         raise HarnessError("--sample and --max-rows must be >= 1 and --calibration-size >= 2")
     for name in cfg.scorers:
         registry().get("scorers", name)
+    objectives.get(cfg.objective)
     _, tasks = task_lib.load([cfg.task], cfg.tasks_dir, cfg.data_dir)
     task = next(iter(tasks.values()))
     model, tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)
@@ -167,7 +170,7 @@ def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
                                   cfg.seed)
     sample = sample_directions(matrices, factors, cfg.sample, cfg.seed)
     df = compare(model, matrices, factors, batches, cfg.scorers, sample, cfg.compensate,
-                 cfg.measure_examples, cfg.max_rows, cfg.seed)
+                 cfg.measure_examples, cfg.max_rows, cfg.seed, cfg.objective)
     summary = summarise(df, cfg.scorers)
     stem = cfg.out_dir / cfg.task
     paths = [stem.with_name(f"{cfg.task}_directions.csv"), stem.with_name(f"{cfg.task}_summary.csv"),

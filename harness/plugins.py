@@ -33,6 +33,7 @@ BUILTIN_MODULES = (
     "verified",
     "iterative",
     "budget",
+    "objective_strategies",
 )
 KINDS = ("architectures", "selectors", "scorers", "pruners", "strategies")
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from harness.calibration import Batch, target_loss
+from harness import objectives
+from harness.calibration import Batch
 from harness.matrices import Matrix
 from harness.spectral import Factors, working_dtype
 
@@ -54,6 +55,7 @@ class ScoringContext:
     batches: list[Batch]
     seed: int = 0
     _means: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    objective: str = "ce"  # the loss scores estimate (harness/objectives.py)
 
     @property
     def device(self) -> torch.device:
@@ -88,7 +90,7 @@ class ScoringContext:
                         logits = self.model(
                             inputs_embeds=embeds, attention_mask=batch.attention_mask
                         ).logits
-                        loss = target_loss(logits, batch.labels)
+                        loss = objectives.batch_loss(self.objective, logits, batch.labels)
                         if backward:
                             loss.backward()
                     valid = batch.attention_mask.bool()

@@ -10,7 +10,8 @@ candidates by their measured loss change. Directions are measured one at a time,
 interactions between them are not seen (eigen-iterative addresses those).
 
 Options (request.options, from the Python API): verify_multiple (3), verify_examples (16),
-verify_rows (128 sequences per forward pass).
+verify_rows (128 sequences per forward pass), objective (what is measured, default "ce"; see
+harness/objectives.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 
 import torch
 
-from harness import hookimpl, removal, spectral
+from harness import hookimpl, objectives, removal, spectral
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.plugins import registry
@@ -39,6 +40,7 @@ def verified_apply(request: PruneRequest) -> Edit:
     multiple = _option(request, "verify_multiple", 3.0, float)
     n_examples = _option(request, "verify_examples", 16)
     max_rows = _option(request, "verify_rows", 128)
+    objective = request.options.get("objective") or "ce"
     pruner = registry().get("pruners", strategy.pruner)
     scores, seconds = request.scores(strategy.scorer)
     factors = request.factors()
@@ -49,7 +51,7 @@ def verified_apply(request: PruneRequest) -> Edit:
     start = time.perf_counter()
     measured = removal.measure(
         request.model, request.matrices, factors, removal.subset(request.batches, n_examples),
-        removal.candidates_from_mask(drop), means, max_rows)
+        removal.candidates_from_mask(drop), means, max_rows, objectives.get(objective))
     measure_seconds = time.perf_counter() - start
 
     # Not shortlisted: +inf, so a fraction pruner takes the budget from the shortlist only.
@@ -69,6 +71,7 @@ def verified_apply(request: PruneRequest) -> Edit:
         "measure_seconds": round(measure_seconds, 3),
         "measure_rows": measured.rows,
         "measure_passes": measured.passes,
+        "objective": objective,
         "base_loss": round(measured.base_loss, 6),
         "pruned_measured_delta_sum": round(float(sum(
             grid[i][~keep[i]].sum() for i in keep)), 6),

@@ -17,6 +17,16 @@ from harness.scoring import ScoringContext, frozen
 from harness.strategy import PruneRequest
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tiny models run hundreds of small forwards: on a shared machine torch's thread pool
+    costs ten times the work itself."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def loss_of(model, batches) -> float:
     with frozen(model), torch.no_grad():
         return sum(target_loss(model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits,
@@ -86,7 +96,7 @@ def test_verified_prunes_the_best_measured_of_the_scorers_shortlist():
     # the sigma scorer shortlists the smallest σ; measurement must decide among them
     strategy = dataclasses.replace(registry().get("strategies", "eigen-verified"), scorer="sigma",
                                    pruner="global-fraction")
-    req = spectral_request(model, strategy, "k,o", 0.1, batches,
+    req = spectral_request(model, strategy, "k,mlp_out", 0.1, batches,
                            {"verify_multiple": 3, "verify_examples": 5, "verify_rows": 10})
     before = state(model)
     factors = req.factors()
@@ -267,3 +277,57 @@ def test_fidelity_command_writes_csvs_and_a_plot(tiny_dir, tmp_path):
     assert len(summary) == 3 * 2 and (out / "int_mult.png").stat().st_size > 1000
     bad = CliRunner().invoke(cli, ["fidelity", "--model", str(tiny_dir), "--scorer", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def test_objectives_on_hand_made_logits():
+    from harness import objectives
+    from harness.calibration import IGNORE
+
+    # two rows, vocabulary of 4; row 0 has targets at positions 2 and 3, row 1 only at 3
+    logits = torch.zeros(2, 4, 4, dtype=torch.float64)
+    logits[0, 1] = torch.tensor([0.0, 3.0, 1.0, 0.5])  # predicts position 2, target 1: margin 2
+    logits[0, 2] = torch.tensor([2.0, 0.0, 2.5, 0.0])  # predicts position 3, target 2: margin 0.5
+    logits[1, 2] = torch.tensor([1.0, 0.0, 0.0, 4.0])  # predicts position 3, target 0: margin -3
+    labels = torch.full((2, 4), IGNORE)
+    labels[0, 2:] = torch.tensor([1, 2])
+    labels[1, 3] = 0
+    sums, counts = objectives.get("margin")(logits, labels)
+    assert sums.tolist() == [-0.5, 3.0] and counts.tolist() == [1, 1]
+    sums, counts = objectives.get("first-token")(logits, labels)
+    expected = [-torch.log_softmax(logits[0, 1], -1)[1], -torch.log_softmax(logits[1, 2], -1)[0]]
+    assert torch.allclose(sums, torch.stack(expected)) and counts.tolist() == [1, 1]
+    sums, counts = objectives.get("ce")(logits, labels)
+    assert counts.tolist() == [2, 1]
+    assert (sums.sum() / counts.sum()).item() == pytest.approx(target_loss(logits, labels).item())
+    assert objectives.batch_loss("margin", logits, labels).item() == pytest.approx(1.25)
+    with pytest.raises(Exception, match="choose from: ce, margin, first-token"):
+        objectives.get("accuracy")
+
+
+@pytest.mark.parametrize("objective", ["margin", "first-token"])
+def test_scores_estimate_the_chosen_objective(objective):
+    """σ ∂J/∂σ under another objective J: the gradient scorer against autograd on the weight."""
+    from harness import objectives
+
+    model = tiny_model("llama")
+    batch = random_batches(1)[0]
+    m = selection.select(selection.candidates(model), "k", layers="1")[0]
+    f = spectral.decompose(m)
+    ctx = ScoringContext(model, [m], {m.id: f}, [batch], objective=objective)
+    scores = registry().get("scorers", "gradient")(ctx)[m.id]
+    w = m.module.weight
+    w.requires_grad_(True)
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    (grad,) = torch.autograd.grad(objectives.batch_loss(objective, logits, batch.labels), w)
+    w.requires_grad_(False)
+    g = m.to_blocks(grad)
+    expected = -f.S * torch.einsum("hoj,hoi,hji->hj", f.U, g, f.Vh)
+    assert torch.allclose(scores, expected, rtol=1e-6, atol=1e-12)
+    ce = registry().get("scorers", "gradient")(ScoringContext(model, [m], {m.id: f}, [batch]))[m.id]
+    assert not torch.allclose(scores, ce)
+
+    strategy = registry().get("strategies", "eigen-" + objective)
+    req = spectral_request(model, strategy, "k", 0.25, [batch])
+    edit = strategy.apply(req)
+    assert edit.details == {"objective": objective} and edit.n_pruned == int(0.25 * f.S.numel() * 2)
+    edit.restore()
