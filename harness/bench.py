@@ -196,7 +196,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
             request = PruneRequest(
                 model=model, matrices=matrices, fraction=fraction, seed=seed, strategy=s,
                 batches=batches.get(seed, []), spectrum=spectrum,
-                options={"threshold": cfg.threshold},
+                options={"threshold": cfg.threshold, "eval_split": task_lib.eval_split(task)},
                 cache=caches.setdefault((tuple(m.id for m in matrices), seed), {}),
                 evaluate=lambda split, limit, _t=task: evaluate.run(lm, _t, split, limit, manager).value,
             )

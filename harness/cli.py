@@ -214,7 +214,7 @@ def plugins() -> None:
             click.echo(f"  {kind}: {', '.join(sorted(names))}")
     click.echo("\nstrategies:")
     for comp in sorted(reg.components["strategies"].values(), key=lambda c: c.name):
-        click.echo(f"  {comp.name:<12} {comp.value.description}")
+        click.echo(f"  {comp.name:<17} {comp.value.description}")
 
 
 @cli.command()

@@ -331,3 +331,40 @@ def test_scores_estimate_the_chosen_objective(objective):
     edit = strategy.apply(req)
     assert edit.details == {"objective": objective} and edit.n_pruned == int(0.25 * f.S.numel() * 2)
     edit.restore()
+
+
+def test_bench_rows_of_the_new_strategies_carry_storage_spectrum_and_costs(tiny_dir, tmp_path):
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    out = tmp_path / "results.csv"
+    result = CliRunner().invoke(cli, [
+        "bench", "--model", str(tiny_dir), "--task", "int_mult", "--strategy",
+        "none,eigen,eigen-verified,eigen-iterative,eigen-budget,eigen-margin", "--fraction", "0.25",
+        "--limit", "4", "--calibration-size", "8", "--calibration-batch-size", "4", "--device", "cpu",
+        "--output", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out)
+    test = df[df.split == "test"].set_index("strategy")
+    assert len(test) == 6
+    n = 2 * 2 * 8  # 2 layers x 2 KV heads x rank 8 of 8 x 32 blocks
+    spectral_rows = test.drop(index="none")
+    assert (spectral_rows.params_dense == 2 * 2 * 8 * 32).all()
+    assert (spectral_rows.params_factored == (n - spectral_rows.n_pruned) * (8 + 32)).all()
+    assert (spectral_rows.energy_kept > 0).all()
+    assert ((spectral_rows.energy_kept < 1) == (spectral_rows.n_pruned > 0)).all()
+    assert ((spectral_rows.effective_rank > 1) & (spectral_rows.effective_rank < 8)).all()
+    assert test.loc["none"].params_dense == 0 and pd.isna(test.loc["none"].energy_kept)
+    for name in ("eigen", "eigen-verified", "eigen-iterative", "eigen-margin"):
+        assert test.loc[name].n_pruned == int(0.25 * n) and test.loc[name].compensate
+        assert test.loc[name].scorer == "attribution" and test.loc[name].pruner == "global-fraction"
+    verified = json.loads(test.loc["eigen-verified"].details)
+    assert verified["measure_rows"] == verified["shortlist"] * verified["verify_examples"] > 0
+    assert len(json.loads(test.loc["eigen-iterative"].details)["rounds"]) == 4
+    budget = json.loads(test.loc["eigen-budget"].details)
+    assert budget["search_split"] == "validation" and budget["search_evaluations"] == 7
+    assert test.loc["eigen-budget"].n_pruned == int(budget["chosen_fraction"] * n)
