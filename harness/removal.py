@@ -61,18 +61,17 @@ def _batch_objective(model, batch: Batch, objective: RowObjective, copies: int) 
 
 
 def _removal_hook(m: Matrix, f: Factors, heads: torch.Tensor, index: torch.Tensor,
-                  mean: torch.Tensor | None):
-    """A forward hook that removes direction (heads[c], index[c]) from copy c of the batch."""
-    n = heads.numel()
+                  mean: torch.Tensor | None, slots: torch.Tensor, copies: int):
+    """A forward hook that removes direction (heads[c], index[c]) from copy slots[c] of the
+    `copies` stacked copies of the batch, and leaves the other copies alone."""
     s = f.S[heads, index]  # (n,)
     u = f.U[heads, :, index]  # (n, o)
     v = f.Vh[heads, index, :]  # (n, i)
-    pick = torch.arange(n, device=heads.device)
+    pick = torch.arange(heads.numel(), device=heads.device)
     centre = None if mean is None else m.input_blocks(mean.to(f.S.dtype))[heads]  # (n, i)
 
     def hook(module, args, output):
-        x = args[0].to(f.S.dtype)
-        x = x.view(n, -1, *x.shape[1:])  # (n, B, T, in)
+        x = args[0].reshape(copies, -1, *args[0].shape[1:])[slots].to(f.S.dtype)  # (n, B, T, in)
         xh = m.input_blocks(x)[pick, :, :, heads]  # (n, B, T, i): each copy's own head
         if centre is not None:
             xh = xh - centre[:, None, None, :]
@@ -82,8 +81,9 @@ def _removal_hook(m: Matrix, f: Factors, heads: torch.Tensor, index: torch.Tenso
             full = block.new_zeros(*block.shape[:-1], f.S.shape[0], block.shape[-1])
             full[pick, :, :, heads] = block
             block = full.flatten(-2)
-        out = output.clone()
-        out[..., m.rows] += block.reshape(out.shape[0], *out.shape[1:-1], -1).to(out.dtype)
+        out = output.clone(memory_format=torch.contiguous_format)
+        stacked = out.view(copies, -1, *out.shape[1:])  # (copies, B, T, module out)
+        stacked[slots, :, :, m.rows] += block.to(out.dtype)
         return out
 
     return hook
@@ -104,36 +104,41 @@ def measure(
     `candidates[matrix id]` is an (n, 2) long tensor of (head, index) pairs. The loss of a set
     of batches is the mean of the batches' losses (as scorers average over batches). With
     `input_means`, removal is mean ablation (what bias compensation does), else zeroing.
+    Candidates of all matrices are packed into passes of `max_rows` sequences together (one
+    hook per matrix present in a pass), so a sparse sample over many matrices stays cheap.
     """
     device = next(model.parameters()).device
     batches = [b.to(device) for b in batches]
-    widest = max(b.n_examples for b in batches)
-    per_pass = max(1, max_rows // widest)
+    per_pass = max(1, max_rows // max(b.n_examples for b in batches))
+    present = [m for m in matrices if candidates.get(m.id) is not None and candidates[m.id].numel()]
+    cands = [candidates[m.id].to(device).long().view(-1, 2) for m in present]
+    owner = torch.cat([torch.full((c.shape[0],), k, device=device) for k, c in enumerate(cands)]) \
+        if cands else torch.zeros(0, dtype=torch.long, device=device)
+    flat = torch.cat(cands) if cands else torch.zeros(0, 2, dtype=torch.long, device=device)
+    means = {m.id: None if input_means is None else input_means[m.id].to(device) for m in present}
+    results = torch.zeros(flat.shape[0], dtype=torch.float64, device=device)
     rows = passes = 0
-    delta: dict[str, torch.Tensor] = {}
     with frozen(model), torch.no_grad():
         base = torch.stack([_batch_objective(model, b, objective, 1)[0] for b in batches]).mean()
-        for m in matrices:
-            cand = candidates.get(m.id)
-            if cand is None or cand.numel() == 0:
-                continue
-            cand = cand.to(device).long().view(-1, 2)
-            mean = None if input_means is None else input_means[m.id].to(device)
-            chunks = []
-            for start in range(0, cand.shape[0], per_pass):  # a bounded loop over chunks
-                chunk = cand[start : start + per_pass]
-                n = chunk.shape[0]
-                handle = m.module.register_forward_hook(
-                    _removal_hook(m, factors[m.id], chunk[:, 0], chunk[:, 1], mean))
-                try:
-                    losses = torch.stack([_batch_objective(model, b, objective, n) for b in batches])
-                finally:
-                    handle.remove()
-                chunks.append(losses.mean(0) - base)
-                rows += n * sum(b.n_examples for b in batches)
-                passes += len(batches)
-            delta[m.id] = torch.cat(chunks).cpu()
-    return Measurement(float(base), delta, rows, passes)
+        for start in range(0, flat.shape[0], per_pass):  # a bounded loop over chunks
+            chunk, who = flat[start : start + per_pass], owner[start : start + per_pass]
+            n = chunk.shape[0]
+            handles = []
+            try:
+                for k in who.unique().tolist():  # the few matrices this chunk touches
+                    slots = (who == k).nonzero()[:, 0]
+                    m = present[k]
+                    handles.append(m.module.register_forward_hook(_removal_hook(
+                        m, factors[m.id], chunk[slots, 0], chunk[slots, 1], means[m.id], slots, n)))
+                losses = torch.stack([_batch_objective(model, b, objective, n) for b in batches])
+            finally:
+                for h in handles:
+                    h.remove()
+            results[start : start + n] = losses.mean(0) - base
+            rows += n * sum(b.n_examples for b in batches)
+            passes += len(batches)
+    split = results.cpu().split([c.shape[0] for c in cands])
+    return Measurement(float(base), {m.id: d for m, d in zip(present, split, strict=True)}, rows, passes)
 
 
 def candidates_from_mask(drop: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
