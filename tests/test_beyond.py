@@ -269,7 +269,7 @@ def test_fidelity_command_writes_csvs_and_a_plot(tiny_dir, tmp_path):
         "fidelity", "--model", str(tiny_dir), "--task", "int_mult", "--scorer", "gradient,sigma",
         "--matrices", "k,mlp_in", "--sample", "5", "--calibration-size", "8",
         "--calibration-batch-size", "4", "--measure-examples", "4", "--device", "cpu",
-        "--out-dir", str(out)], catch_exceptions=False)
+        "--objective", "margin", "--out-dir", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     directions = pd.read_csv(out / "int_mult_directions.csv")
     assert len(directions) == 10 and set(directions.kind) == {"k", "mlp_in"}
@@ -278,6 +278,8 @@ def test_fidelity_command_writes_csvs_and_a_plot(tiny_dir, tmp_path):
     assert len(summary) == 3 * 2 and (out / "int_mult.png").stat().st_size > 1000
     bad = CliRunner().invoke(cli, ["fidelity", "--model", str(tiny_dir), "--scorer", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
+    bad = CliRunner().invoke(cli, ["fidelity", "--model", str(tiny_dir), "--objective", "acc"])
+    assert bad.exit_code == 2 and "unknown objective 'acc'; choose from: ce, margin" in bad.output
 
 
 def test_objectives_on_hand_made_logits():
