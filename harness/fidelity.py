@@ -156,8 +156,10 @@ def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
     from harness.plugins import registry
     from harness.spectral import SpectrumCache
 
-    if cfg.sample < 1 or cfg.calibration_size < 2 or cfg.max_rows < 1:
-        raise HarnessError("--sample and --max-rows must be >= 1 and --calibration-size >= 2")
+    if min(cfg.sample, cfg.max_rows, cfg.calibration_batch_size, cfg.measure_examples or 1) < 1 \
+            or cfg.calibration_size < 2:
+        raise HarnessError("--sample, --max-rows, --calibration-batch-size and --measure-examples "
+                           "must be >= 1, --calibration-size >= 2")
     for name in cfg.scorers:
         registry().get("scorers", name)
     objectives.get(cfg.objective)
