@@ -126,6 +126,7 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame, scorers: list[str], path: Path
         ax.set_xscale("symlog", linthresh=1e-6)
         ax.set_yscale("symlog", linthresh=1e-6)
         ax.axhline(0, color="grey", lw=0.5)
+        ax.tick_params(axis="x", labelrotation=45)
         ax.set_xlabel(f"{name} score (predicted)")
         ax.set_ylabel("measured loss change")
         ax.set_title(name)
