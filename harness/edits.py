@@ -24,6 +24,8 @@ class Edit:
     scores: dict[str, torch.Tensor] | None = None
     scoring_seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)  # e.g. LASER's chosen layer and rank
+    # storage and spectrum of what a spectral edit keeps, named as the Row fields they fill
+    spectrum: dict[str, float] = field(default_factory=dict)
 
 
 def snapshot(modules: Iterable[nn.Module]) -> Callable[[], None]:
