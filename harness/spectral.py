@@ -87,7 +87,8 @@ def prune(
                 if bool(k.all()):
                     continue
                 n_pruned += int((~k).sum())
-                removed = m.from_blocks(factors[m.id].reconstruct((~k).to(factors[m.id].S.device)))  # (out, in)
+                drop = (~k).to(factors[m.id].S.device)  # pruners return CPU masks
+                removed = m.from_blocks(factors[m.id].reconstruct(drop))  # (out, in)
                 w = m.weight()
                 m.write_weight(w.to(removed.dtype) - removed)
                 if input_means is not None:
