@@ -83,14 +83,14 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
         overrides = {k: v for k, v in (("matrices", cfg.matrices), ("scorer", cfg.scorer),
                                        ("pruner", cfg.pruner), ("compensate", cfg.compensate))
                      if v is not None and s.uses_fraction}
-        if s.apply is not None:  # scorer/pruner/compensation mean nothing to a custom strategy
+        if s.apply is not None and not s.spectral_options:  # they mean nothing to a custom one
             overrides = {k: v for k, v in overrides.items() if k == "matrices"}
         if "scorer" in overrides or overrides.get("compensate"):
             overrides["seeded"] = True  # a calibration sample or a scorer the seed may move
         s = dataclasses.replace(s, **overrides)
         if s.scorer is not None:
             reg.get("scorers", s.scorer)
-        if s.apply is None:
+        if s.apply is None or s.spectral_options:
             reg.get("pruners", s.pruner)
         for spec in (s.matrices or "").split(","):
             if spec.strip():
@@ -191,11 +191,13 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         p_value=paired_p_value(base.per_example, result.per_example),
         n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit if pruning else "",
         matrices=s.matrices if pruning else "", scorer=s.scorer or "",
-        pruner=s.pruner if s.apply is None else "", compensate=s.compensate and s.apply is None,
+        pruner=s.pruner if s.apply is None or s.spectral_options else "",
+        compensate=s.compensate and (s.apply is None or s.spectral_options),
         calibration_size=calibration_size,
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
-        nll=result.nll, nll_delta=result.nll - base.nll, svd_seconds=round(edit.svd_seconds, 3),
+        nll=result.nll, nll_delta=result.nll - base.nll, **edit.spectrum,
+        svd_seconds=round(edit.svd_seconds, 3),
     )
 
 

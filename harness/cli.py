@@ -268,10 +268,49 @@ def plugins() -> None:
                "other decoder-only models: structural discovery (harness/discovery.py)")
     click.echo("\nstrategies:")
     for comp in sorted(reg.components["strategies"].values(), key=lambda c: c.name):
-        click.echo(f"  {comp.name:<12} {comp.value.description}")
+        click.echo(f"  {comp.name:<17} {comp.value.description}")
     click.echo("\nexecutors (harness bench --executor):")
     for comp in sorted(reg.components["executors"].values(), key=lambda c: c.name):
-        click.echo(f"  {comp.name:<12} {getattr(comp.value, 'description', '')}")
+        click.echo(f"  {comp.name:<17} {getattr(comp.value, 'description', '')}")
+        click.echo(f"  {comp.name:<17} {comp.value.description}")
+
+
+@cli.command()
+@click.option("--model", default="smollm2-135m", show_default=True, help="As for bench.")
+@click.option("--task", default="int_mult", show_default=True, help="One task (its train split is used).")
+@click.option("--scorer", "scorers", multiple=True, default=("attribution,gradient,mean-ablation",),
+              show_default=True, help="Scorer(s) to compare, repeatable or comma-separated.")
+@click.option("--matrices", default="all", show_default=True, help="Selectors, as for bench.")
+@click.option("--layers", help="Restrict to layers, as for bench.")
+@click.option("--sample", type=int, default=32, show_default=True, help="Directions per matrix kind.")
+@click.option("--calibration-size", type=int, default=64, show_default=True)
+@click.option("--calibration-batch-size", type=int, default=16, show_default=True)
+@click.option("--measure-examples", type=int, default=32, show_default=True,
+              help="Calibration examples the removals are measured on.")
+@click.option("--compensate/--no-compensate", default=True, show_default=True,
+              help="Measure mean ablation (as eigen prunes) or zeroing.")
+@click.option("--objective", default="ce", show_default=True, help="ce, margin or first-token.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-rows", type=int, default=128, show_default=True, help="Sequences per forward pass.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("leaderboard") / "fidelity", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True)
+@click.option("--tasks-dir")
+@click.option("--data-dir", envvar="EIGENHARNESS_DATA_DIR")
+def fidelity(**kw) -> None:
+    """Scorer predictions next to measured loss changes of single directions, per matrix kind.
+
+    \b
+    Example:
+      harness fidelity --task int_mult --scorer attribution,gradient --sample 32
+    """
+    from harness import fidelity as fidelity_lib
+
+    kw["scorers"] = split_list(kw["scorers"])
+    summary, paths = fidelity_lib.run(fidelity_lib.FidelityConfig(**kw))
+    click.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
 def main() -> None:

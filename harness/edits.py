@@ -25,6 +25,8 @@ class Edit:
     scoring_seconds: float = 0.0
     svd_seconds: float = 0.0  # SVDs computed for this cell (0 when earlier cells' are reused)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. LASER's chosen layer and rank
+    # storage and spectrum of what a spectral edit keeps, named as the Row fields they fill
+    spectrum: dict[str, float] = field(default_factory=dict)
 
 
 def snapshot(modules: Iterable[nn.Module]) -> Callable[[], None]:

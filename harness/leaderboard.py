@@ -53,6 +53,11 @@ class Row:
     nll: float = float("nan")  # mean NLL of the target on the same examples (nats)
     nll_delta: float = float("nan")  # nll minus the unpruned model's on the same split
     architecture: str = ""  # "llama (registered)" or "mistral (discovered)"
+    # storage and spectrum of a spectral edit (harness.spectral.spectrum_stats)
+    params_factored: int = 0
+    params_dense: int = 0
+    energy_kept: float = float("nan")
+    effective_rank: float = float("nan")
     model_hash: str = ""  # sha256 of the loaded weights, bit for bit (first 12 hex digits)
     svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
 

@@ -34,6 +34,10 @@ BUILTIN_MODULES = (
     "magnitude",
     "laser",
     "executors",
+    "verified",
+    "iterative",
+    "budget",
+    "objective_strategies",
 )
 KINDS = ("architectures", "selectors", "scorers", "pruners", "strategies", "executors")
 

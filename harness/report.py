@@ -240,8 +240,14 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
     tasks = sorted(set(df.task))
     models = sorted(set(df.model))
     panels = [(m, q) for m in models for q in ("value", "nll")]
-    fig, axes = plt.subplots(len(panels), len(tasks), figsize=(4.6 * len(tasks), 3.4 * len(panels)),
-                             squeeze=False)
+    width = max(4.6 * len(tasks), 7.0)
+    strategies = sorted(set(df.strategy) - {"none"})
+    palette = plt.get_cmap("tab20" if len(strategies) > 10 else "tab10")
+    colour = {s: palette(i % palette.N) for i, s in enumerate(strategies)}  # same in every panel
+    ncol = max(1, min(len(strategies) + 1, int(width / 1.7)))
+    legend_rows = -(-(len(strategies) + 1) // ncol)
+    height = 3.4 * len(panels) + 0.3 * legend_rows
+    fig, axes = plt.subplots(len(panels), len(tasks), figsize=(width, height), squeeze=False)
     for (model, quantity), row_axes in zip(panels, axes, strict=True):
         for ax, task in zip(row_axes, tasks, strict=True):
             sub = df[(df.model == model) & (df.task == task) & (df.split == "test")]
@@ -255,7 +261,7 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
             for strategy, g in sub[sub.strategy != "none"].groupby("strategy"):
                 stats = g.groupby("fraction")[quantity].agg(["mean", "std"]).reset_index()
                 ax.errorbar(stats.fraction, scale * stats["mean"], yerr=scale * stats["std"].fillna(0),
-                            marker="o", ms=3, capsize=2, lw=1, label=strategy)
+                            marker="o", ms=3, capsize=2, lw=1, label=strategy, color=colour[strategy])
             label = f"{sub.metric.iloc[0]} (%)" if quantity == "value" else "target NLL (nats)"
             ax.set_title(f"{model} · {task} (test)", fontsize=9)
             ax.set_xlabel("fraction pruned", fontsize=8)
@@ -267,9 +273,9 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
             labels[lab] = lab
-    fig.legend(handles.values(), labels.values(), loc="lower center", ncol=min(6, len(labels)),
-               fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles.values(), labels.values(), loc="lower center", ncol=ncol, fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.3 * legend_rows / height + 0.01, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -172,7 +172,8 @@ class CellRunner:
         request = PruneRequest(
             model=self.model, matrices=matrices, fraction=cell.fraction, seed=cell.seed, strategy=s,
             batches=self.batches.get((cell.task, cell.seed), []) if s.needs_calibration else [],
-            spectrum=self.spectrum, options={"threshold": cfg.threshold},
+            spectrum=self.spectrum,
+            options={"threshold": cfg.threshold, "eval_split": task_lib.eval_split(task)},
             cache=self.caches.setdefault((cell.task, tuple(m.id for m in matrices), cell.seed), {}),
             evaluate=lambda split, limit: evaluate.run(self.lm, task, split, limit, self.manager).value,
         )
@@ -197,7 +198,7 @@ class CellRunner:
         seconds = time.perf_counter() - start
         slim = Edit(n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit,
                     scoring_seconds=edit.scoring_seconds, details=dict(edit.details),
-                    svd_seconds=self.spectrum.seconds - svd_before)
+                    spectrum=dict(edit.spectrum), svd_seconds=self.spectrum.seconds - svd_before)
         report = mask_report(edit, matrices, config) if edit.masks is not None else None
         return CellDone(cell, config, results, slim,
                         sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from harness.calibration import Batch, target_loss
+from harness import objectives
+from harness.calibration import Batch
 from harness.errors import HarnessError
 from harness.matrices import Matrix
 from harness.spectral import Factors, working_dtype
@@ -59,6 +60,7 @@ class ScoringContext:
     batches: list[Batch]
     seed: int = 0
     _means: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    objective: str = "ce"  # the loss scores estimate (harness/objectives.py)
 
     @property
     def device(self) -> torch.device:
@@ -94,7 +96,7 @@ class ScoringContext:
                         logits = self.model(
                             inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False
                         ).logits
-                        loss = target_loss(logits, batch.labels)
+                        loss = objectives.batch_loss(self.objective, logits, batch.labels)
                         if not bool(torch.isfinite(loss)):
                             raise NonFiniteLoss(
                                 f"calibration loss is {loss.item()} on batch {index + 1} of "

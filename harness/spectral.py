@@ -91,7 +91,8 @@ def prune(
                 if bool(k.all()):
                     continue
                 n_pruned += int((~k).sum())
-                removed = m.from_blocks(factors[m.id].reconstruct(~k))  # (out, in)
+                drop = (~k).to(factors[m.id].S.device)  # pruners return CPU masks
+                removed = m.from_blocks(factors[m.id].reconstruct(drop))  # (out, in)
                 w = m.weight()
                 m.write_weight(w.to(removed.dtype) - removed)
                 if input_means is not None:
@@ -100,4 +101,38 @@ def prune(
         restore()
         raise
     total = sum(int(keep[m.id].numel()) for m in matrices)
-    return Edit(restore=restore, n_pruned=n_pruned, n_total=total, masks=keep)
+    return Edit(restore=restore, n_pruned=n_pruned, n_total=total, masks=keep,
+                spectrum=spectrum_stats(matrices, factors, keep))
+
+
+def spectrum_stats(
+    matrices: list[Matrix], factors: dict[str, Factors], keep: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    """Storage and spectrum of what the kept directions make up, so equal budgets can be set
+    side by side on more than the count of singular values.
+
+    params_factored: what a factored store would hold, k (o + i) per head block of o x i
+    with k kept singular values (σ folded into U), next to params_dense, the o x i of every
+    block; energy_kept: kept Σσ² over all Σσ² (the share of the squared Frobenius norm);
+    effective_rank: exp of the entropy of each block's kept σ / Σ kept σ (Roy and Vetterli),
+    averaged over blocks (0 for a block with nothing kept).
+    """
+    factored = dense = 0
+    energy = total = 0.0
+    eranks = []
+    for m in matrices:
+        f = factors[m.id]
+        k = keep[m.id].to(f.S.device)
+        s = f.S.double() * k
+        o, i = f.U.shape[1], f.Vh.shape[2]
+        factored += int(k.sum()) * (o + i)
+        dense += f.S.shape[0] * o * i
+        energy += float((s**2).sum())
+        total += float((f.S.double() ** 2).sum())
+        p = s / s.sum(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
+        entropy = -(p * p.clamp_min(torch.finfo(s.dtype).tiny).log()).sum(-1)
+        eranks.append(torch.where(k.any(-1), entropy.exp(), torch.zeros_like(entropy)))
+    erank = torch.cat(eranks).mean() if eranks else torch.tensor(float("nan"))
+    return {"params_factored": factored, "params_dense": dense,
+            "energy_kept": round(energy / total, 6) if total else float("nan"),
+            "effective_rank": round(float(erank), 4)}

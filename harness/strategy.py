@@ -39,6 +39,9 @@ class Strategy:
     # the best of them at the same budget); controls of a method's own parts stay False
     baseline: bool = False
     apply: Callable[[PruneRequest], Edit] | None = None
+    # True: `apply` is a variant of the spectral path that honours scorer, pruner and
+    # compensate (and their CLI overrides), so rows report them as for a plain spectral one.
+    spectral_options: bool = False
 
 
 @dataclass

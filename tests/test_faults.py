@@ -64,7 +64,8 @@ def test_sweep_goes_on_after_a_failed_cell_and_exits_non_zero_with_a_summary(fau
     rows = sorted(zip(df.strategy, df.fraction, strict=True))
     assert rows == [("explode-0.2", 0.1), ("explode-0.2", 0.3), ("none", 0.0)]
     summary = result.output[result.output.index("error: 4 failure(s) in the sweep"):]
-    assert "int_mult explode-0.2 f=0.2 seed=0: ValueError: boom at 0.2" in summary
+    assert ("int_mult explode-0.2 f=0.2 seed=0: strategy 'explode-0.2' of plugin 'faults' "
+            "(hook register_strategies) failed: ValueError: boom at 0.2") in summary
     assert summary.count("calibration loss is nan on batch 1") == 3
     assert "Traceback" not in result.output
 

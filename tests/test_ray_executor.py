@@ -78,4 +78,5 @@ def test_a_failing_cell_is_reported_and_the_others_are_written(sweeps):
     assert by_ray[by_ray.strategy == "explode-0.2"].fraction.tolist() == [0.1]
     assert len(by_ray) == 5 + 2 + 1  # the local grid, die-once twice, explode once
     summary = result.output[result.output.index("error: 1 failure(s) in the sweep"):]
-    assert "int_mult explode-0.2 f=0.2 seed=0: ValueError: boom at 0.2" in summary
+    assert ("int_mult explode-0.2 f=0.2 seed=0: strategy 'explode-0.2' of plugin 'faults' "
+            "(hook register_strategies) failed: ValueError: boom at 0.2") in summary
