@@ -141,12 +141,14 @@ def pick(results: list[tuple[float, float]]) -> int:
 
 def cells(cfg: BenchConfig, strategies: list[Strategy]):
     """(strategy, seed, fraction) in run order; the baseline is one cell whatever the grid,
-    and a strategy the seed cannot change runs with the first seed only."""
+    and a strategy the seed cannot change runs once, as seed 0, whatever --seed says: sweeps
+    that add seeds later (--seed 4,5,6,7 after --seed 0,1,2,3) then share its cells instead of
+    repeating them under another seed."""
     for s in strategies:
         if not s.uses_fraction:
-            yield s, cfg.seeds[0], 0.0
+            yield s, 0, 0.0
             continue
-        for seed in cfg.seeds if s.seeded else cfg.seeds[:1]:
+        for seed in cfg.seeds if s.seeded else [0]:
             for fraction in cfg.fractions or [s.fraction]:
                 yield s, seed, fraction
 

@@ -169,3 +169,14 @@ def test_save_refuses_a_grid(tiny_dir, tmp_path):
                                       "--strategy", "eigen", "--fraction", "0.1,0.2",
                                       "--save", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--save needs exactly one pruned cell" in result.output
+
+
+def test_seed_free_cells_are_shared_by_sweeps_with_other_seeds(tiny_dir, tmp_path):
+    out = tmp_path / "results.csv"
+    common = ["--model", str(tiny_dir), "--output", str(out), "--task", "int_mult", "--limit", "4",
+              "--strategy", "none,magnitude", "--fraction", "0.1", "--device", "cpu"]
+    assert bench(*common, "--seed", "3,4").exit_code == 0
+    df = pd.read_csv(out)
+    assert len(df) == 4 and set(df.seed) == {0}  # one cell each, recorded as seed 0
+    again = bench(*common, "--seed", "0")
+    assert again.exit_code == 0 and "nothing to do" in again.output
