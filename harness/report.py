@@ -299,14 +299,14 @@ def heatmap(df: pd.DataFrame, path: Path, strategy: str = "eigen") -> bool:
         for m in data.values():
             keep = np.array(m["keep"])
             grid[m["layer"], : m["heads"]] = 1 - keep.mean(1)
-        grids.setdefault(r.task, []).append(grid)
+        grids.setdefault(f"{r.model}\n{r.task}", []).append(grid)  # shapes differ by model
     if not grids:
         return False
     fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids) + 1, 6), squeeze=False)
     for ax, (task, gs) in zip(axes[0], sorted(grids.items()), strict=True):
         mean = np.nanmean(np.stack(gs), 0)
         im = ax.imshow(mean, aspect="auto", cmap="viridis", vmin=0)
-        ax.set_title(f"{strategy} on {task}\n(share pruned, {len(gs)} seed(s))", fontsize=9)
+        ax.set_title(f"{strategy}: {task}\n(share pruned, {len(gs)} seed(s))", fontsize=8)
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
         ax.set_xticks(range(mean.shape[1]))

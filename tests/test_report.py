@@ -51,3 +51,22 @@ def test_filters_name_the_valid_choices(tmp_path):
     assert result.exit_code == 2 and "--task 'nope' is not in the results; choose from: t" in result.output
     result = CliRunner().invoke(cli, ["leaderboard", str(tmp_path / "missing.csv")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_heatmap_keeps_models_of_different_shapes_apart(tmp_path):
+    from harness import report
+
+    csv = tmp_path / "results.csv"
+    data = []
+    for model, layers, heads in (("a", 2, 2), ("b", 3, 1)):
+        for r in rows("eigen", 0.1, 0, 0.7, 0.6, f"{model}0"):
+            r.model = model
+            data.append(r)
+        keep = [[1, 0]] * heads
+        (tmp_path / "results_masks").mkdir(exist_ok=True)
+        (tmp_path / "results_masks" / f"{model}0.json").write_text(json.dumps({"matrices": {
+            f"layer.{i}.k": {"layer": i, "kind": "k", "heads": heads, "rank": 2, "keep": keep}
+            for i in range(layers)}}))
+    append(csv, data)
+    assert report.heatmap(report.load([csv]), tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
