@@ -32,6 +32,6 @@ def register_strategies(register):
                       matrices="k", scorer="random", compensate=False, baseline=True))
     register(Strategy("smallest-sv", "smallest singular values first (rank truncation)",
                       matrices="k", scorer="sigma", compensate=False, seeded=False, baseline=True))
-    # seed-free by choice: its compensation means come from the first seed's calibration sample
+    # seed-free by choice: its compensation means come from seed 0's calibration sample
     register(Strategy("smallest-sv-comp", "control: smallest-sv with bias compensation",
                       matrices="k", scorer="sigma", seeded=False, baseline=True))
