@@ -14,10 +14,10 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 from harness import models
+from harness.atomic import replacing
 
 
 def directory() -> Path:
@@ -57,15 +57,5 @@ def load(cache_key: str):
 
 def save(cache_key: str, result) -> None:
     """Write under a temporary name and rename: a crash leaves the old file or none."""
-    folder = directory()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=cache_key[:16] + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(result, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / f"{cache_key}.pkl")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(directory() / f"{cache_key}.pkl") as f:
+        pickle.dump(result, f)

