@@ -61,6 +61,7 @@ class BenchConfig:
     matrices: str | None = None  # overrides each strategy's selector
     layers: str | None = None
     scorer: str | None = None
+    objective: str | None = None  # overrides what each spectral strategy's scores estimate
     pruner: str | None = None
     compensate: bool | None = None
     threshold: float | None = None
@@ -75,21 +76,31 @@ class BenchConfig:
 
 
 def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
-    """The named strategies with the CLI's overrides applied; validates every name up front."""
+    """The named strategies with the CLI's overrides applied; validates every name up front.
+
+    A strategy an override changed is renamed `name[field=value;...]` (`eigen[scorer=gradient]`),
+    so its rows, their config hashes and the leaderboard keep it apart from the recipe as
+    registered."""
     reg = registry()
     out = []
     for name in cfg.strategies:
         s = reg.get("strategies", name)
         overrides = {k: v for k, v in (("matrices", cfg.matrices), ("scorer", cfg.scorer),
-                                       ("pruner", cfg.pruner), ("compensate", cfg.compensate))
+                                       ("objective", cfg.objective), ("pruner", cfg.pruner),
+                                       ("compensate", cfg.compensate))
                      if v is not None and s.uses_fraction}
         if s.apply is not None and not s.spectral_options:  # they mean nothing to a custom one
             overrides = {k: v for k, v in overrides.items() if k == "matrices"}
-        if "scorer" in overrides or overrides.get("compensate"):
-            overrides["seeded"] = True  # a calibration sample or a scorer the seed may move
-        s = dataclasses.replace(s, **overrides)
+        changed = {k: v for k, v in overrides.items() if getattr(s, k) != v}
+        if "scorer" in changed or "objective" in changed or changed.get("compensate"):
+            changed["seeded"] = True  # a calibration sample or a scorer the seed may move
+        if changed:
+            label = ";".join(f"{k}={v}" for k, v in changed.items() if k != "seeded")
+            s = dataclasses.replace(s, name=f"{name}[{label}]", **changed)
         if s.scorer is not None:
             reg.get("scorers", s.scorer)
+        if s.uses_fraction and (s.apply is None or s.spectral_options):
+            reg.get("objectives", s.objective)
         if s.apply is None or s.spectral_options:
             reg.get("pruners", s.pruner)
         for spec in (s.matrices or "").split(","):
@@ -200,6 +211,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
         nll=result.nll, nll_delta=result.nll - base.nll, **edit.spectrum,
         svd_seconds=round(edit.svd_seconds, 3),
+        objective=s.objective if pruning and (s.apply is None or s.spectral_options) else "",
     )
 
 

@@ -121,6 +121,8 @@ def cli(debug: bool) -> None:
 @click.option("--matrices", help="Override the strategy's matrices: q,k,v,o,mlp_in,mlp_out,attn,mlp,all.")
 @click.option("--layers", help="Restrict to layers: 0,3,5-7 or -4: (the last four).")
 @click.option("--scorer", help="Override the strategy's scorer (see `harness plugins`).")
+@click.option("--objective", help="What the scores estimate: ce (default), margin, first-token, or "
+              "a plugin's (see `harness plugins`).")
 @click.option("--pruner", help="Override the strategy's pruner: global-fraction, per-matrix, threshold.")
 @click.option("--compensate/--no-compensate", default=None,
               help="Move the pruned directions' mean effect into the bias (default: per strategy).")
@@ -172,8 +174,8 @@ def bench(**kw) -> None:
         limit=kw["limit"], output=kw["output"], select_on=kw["select_on"], test_on=kw["test_on"],
         calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
         batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
-        scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
-        threshold=kw["threshold"], device=kw["device"], dtype=kw["dtype"],
+        scorer=kw["scorer"], objective=kw["objective"], pruner=kw["pruner"],
+        compensate=kw["compensate"], threshold=kw["threshold"], device=kw["device"], dtype=kw["dtype"],
         tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],
         executor=kw["executor"], executor_options=ExecutorOptions(
             address=kw["address"], gpus_per_worker=kw["gpus_per_worker"],
@@ -272,7 +274,6 @@ def plugins() -> None:
     click.echo("\nexecutors (harness bench --executor):")
     for comp in sorted(reg.components["executors"].values(), key=lambda c: c.name):
         click.echo(f"  {comp.name:<17} {getattr(comp.value, 'description', '')}")
-        click.echo(f"  {comp.name:<17} {comp.value.description}")
 
 
 @cli.command()
@@ -289,7 +290,8 @@ def plugins() -> None:
               help="Calibration examples the removals are measured on.")
 @click.option("--compensate/--no-compensate", default=True, show_default=True,
               help="Measure mean ablation (as eigen prunes) or zeroing.")
-@click.option("--objective", default="ce", show_default=True, help="ce, margin or first-token.")
+@click.option("--objective", default="ce", show_default=True,
+              help="ce, margin, first-token, or a plugin's (see `harness plugins`).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-rows", type=int, default=128, show_default=True, help="Sequences per forward pass.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),

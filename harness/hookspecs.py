@@ -16,7 +16,8 @@ The data flow the hooks plug into (see harness/bench.py):
     architecture(model) -> [Matrix]          every prunable matrix of the model
     selector([Matrix])  -> [Matrix]          hook point 1: which of them to prune
     spectral.decompose  -> Factors           U, S, Vh per Matrix, heads batched
-    scorer(ctx)         -> {id: (H, r)}      hook point 2: one score per singular value
+    scorer(ctx)         -> {id: (H, r)}      hook point 2: one score per singular value,
+                                             estimating the change of an objective (the loss)
     pruner(scores, fraction, options) -> {id: (H, r) bool}   hook point 3: True = keep
     spectral.prune      -> Edit              weights rewritten (bias-compensated), undoable
 
@@ -64,6 +65,20 @@ def register_scorers(register):
     direction would raise the task loss). ``ctx`` gives the model, the selected matrices,
     their ``Factors``, the calibration batches, a seed, and ``ctx.passes()``: one
     forward(+backward) pass per batch with each matrix's input and output gradient captured.
+    """
+
+
+@hookspec
+def register_objectives(register):
+    """The quantity scores estimate and measurements measure (``--objective``).
+
+    Call ``register(name, rows)`` where ``rows(logits, labels) -> (sums, counts)`` gives, per
+    sequence of the batch, a loss (lower is better) as a sum and the count it averages over;
+    ``labels`` are the input ids with non-target positions set to -100 and ``logits`` are
+    unshifted (position t-1 predicts token t). The batch's objective is
+    ``sums.sum() / counts.sum()``; it must be differentiable in ``logits``, since gradient
+    scorers back-propagate it. Built-ins: ``ce`` (the default), ``margin``, ``first-token``
+    (plugins/objectives.py).
     """
 
 

@@ -60,6 +60,7 @@ class Row:
     effective_rank: float = float("nan")
     model_hash: str = ""  # sha256 of the loaded weights, bit for bit (first 12 hex digits)
     svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
+    objective: str = ""  # what a spectral strategy's scores estimate (ce, margin, ...)
 
 
 COLUMNS = [f.name for f in fields(Row)]

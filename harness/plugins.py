@@ -37,9 +37,10 @@ BUILTIN_MODULES = (
     "verified",
     "iterative",
     "budget",
+    "objectives",
     "objective_strategies",
 )
-KINDS = ("architectures", "selectors", "scorers", "pruners", "strategies", "executors")
+KINDS = ("architectures", "selectors", "scorers", "objectives", "pruners", "strategies", "executors")
 
 
 @dataclass

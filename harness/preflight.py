@@ -133,17 +133,18 @@ def _check_needs(cfg: BenchConfig, strategies: list[Strategy]) -> None:
         parts = [("pruner", s.pruner, reg.get("pruners", s.pruner))]
         if s.scorer is not None:
             parts.append(("scorer", s.scorer, reg.get("scorers", s.scorer)))
+        recipe = s.name.split("[", 1)[0]  # as the user typed it, not the override's label
         for kind, name, component in parts:
             need = needs_of(component)
             for option in need.options:
                 if getattr(cfg, option, None) is None:
                     flag = "--" + option.replace("_", "-")
-                    raise HarnessError(f"the {kind} '{name}' (strategy '{s.name}') needs {flag} VALUE")
+                    raise HarnessError(f"the {kind} '{name}' (strategy '{recipe}') needs {flag} VALUE")
             if s.needs_calibration and need.min_batch_examples > 1:
                 smallest = smallest_batch(cfg.calibration_size, cfg.calibration_batch_size)
                 if smallest < need.min_batch_examples:
                     raise HarnessError(
-                        f"the {kind} '{name}' (strategy '{s.name}') compares examples within a "
+                        f"the {kind} '{name}' (strategy '{recipe}') compares examples within a "
                         f"calibration batch and needs {need.min_batch_examples} per batch; "
                         f"--calibration-size {cfg.calibration_size} with --calibration-batch-size "
                         f"{cfg.calibration_batch_size} makes a batch of {smallest}; use sizes whose "

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness import objectives
 from harness.calibration import Batch
 from harness.matrices import Matrix
-from harness.objectives import RowObjective, cross_entropy_rows
+from harness.objectives import RowObjective
 from harness.scoring import frozen
 from harness.spectral import Factors
 
@@ -97,7 +98,7 @@ def measure(
     candidates: dict[str, torch.Tensor],
     input_means: dict[str, torch.Tensor] | None = None,
     max_rows: int = 128,
-    objective: RowObjective = cross_entropy_rows,
+    objective: RowObjective | None = None,
 ) -> Measurement:
     """Loss change of removing each candidate direction alone, measured on `batches`.
 
@@ -107,6 +108,7 @@ def measure(
     Candidates of all matrices are packed into passes of `max_rows` sequences together (one
     hook per matrix present in a pass), so a sparse sample over many matrices stays cheap.
     """
+    objective = objective or objectives.get("ce")
     device = next(model.parameters()).device
     batches = [b.to(device) for b in batches]
     per_pass = max(1, max_rows // max(b.n_examples for b in batches))

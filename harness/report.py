@@ -39,8 +39,14 @@ def baseline_names(strategies) -> set[str]:
         table = registry().components["strategies"]
     except Exception:  # a broken plugin must not stop a board from being read
         table = {}
-    return {s for s in strategies
-            if (s in table and table[s].value.baseline) or (s not in table and s in KNOWN_BASELINES)}
+
+    def is_baseline(name: str) -> bool:
+        name = name.split("[", 1)[0]  # a variant (`random-sv[matrices=all]`) is its recipe's kind
+        if name in table:
+            return table[name].value.baseline
+        return name in KNOWN_BASELINES
+
+    return {s for s in strategies if is_baseline(s)}
 
 
 def _read(path: Path) -> pd.DataFrame:

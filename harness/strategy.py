@@ -29,6 +29,7 @@ class Strategy:
     description: str
     matrices: str = "k"  # selector names, comma-separated (a union)
     scorer: str | None = None
+    objective: str = "ce"  # what the scores estimate (hook register_objectives; --objective)
     pruner: str = "global-fraction"
     compensate: bool = True
     fraction: float = 0.2  # the default budget
@@ -67,19 +68,31 @@ class PruneRequest:
     def factors(self) -> dict[str, spectral.Factors]:
         return self.spectrum.get(self.matrices)
 
+    def search_split(self) -> str:
+        """Where a strategy may search (a fraction, a matrix) without touching the reported
+        split: validation, unless the task reports on its validation split (SuperGLUE here);
+        then train."""
+        return "train" if self.options.get("eval_split") == "validation" else "validation"
+
+    @property
+    def objective(self) -> str:
+        return self.strategy.objective
+
     def context(self) -> ScoringContext:
-        key = ("context", self.seed)
+        key = ("context", self.seed, self.objective)
         if key not in self.cache:
             self.cache[key] = ScoringContext(
-                self.model, self.matrices, self.factors(), self.batches, self.seed
+                self.model, self.matrices, self.factors(), self.batches, self.seed,
+                objective=self.objective,
             )
         return self.cache[key]
 
     def scores(self, scorer_name: str) -> tuple[dict[str, torch.Tensor], float]:
-        """(scores, seconds it took to compute them), computed once per scorer and seed."""
+        """(scores, seconds it took to compute them), computed once per scorer, seed and
+        objective (the strategy's)."""
         from harness.plugins import registry
 
-        key = ("scores", scorer_name, self.seed)
+        key = ("scores", scorer_name, self.seed, self.objective)
         if key not in self.cache:
             scorer = registry().get("scorers", scorer_name)
             self.factors()  # the SVDs first: their time is the row's svd_seconds, not scoring's
@@ -95,7 +108,8 @@ class PruneRequest:
         return self.context().input_means()
 
 
-SINGULAR = {"scorers": "scorer", "pruners": "pruner", "strategies": "strategy"}
+SINGULAR = {"scorers": "scorer", "pruners": "pruner", "strategies": "strategy",
+            "objectives": "objective"}
 
 
 @contextmanager

@@ -37,7 +37,7 @@ def budget_apply(request: PruneRequest) -> Edit:
         raise HarnessError("eigen-budget searches the fraction on held-out data and needs an evaluator")
     strategy = request.strategy
     limit = request.options.get("search_limit") or 64
-    split = "train" if request.options.get("eval_split") == "validation" else "validation"
+    split = request.search_split()
     grid = search_grid(request.fraction, request.options.get("budget_grid") or DEFAULT_GRID)
     pruner = registry().get("pruners", strategy.pruner)
     scores, seconds = request.scores(strategy.scorer)

@@ -60,7 +60,7 @@ def iterative_apply(request: PruneRequest) -> Edit:
                 current = {i: spectral.Factors(f.U, f.S * keep[i].to(f.S.device, f.S.dtype), f.Vh)
                            for i, f in factors.items()}
                 ctx = ScoringContext(request.model, request.matrices, current, request.batches,
-                                     request.seed)
+                                     request.seed, objective=request.objective)
                 start = time.perf_counter()
                 scores = scorer(ctx)
                 seconds = time.perf_counter() - start

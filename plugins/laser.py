@@ -1,9 +1,10 @@
 """LASER (Sharma et al. 2023): replace ONE matrix by its low-rank approximation.
 
 The budget `fraction` is LASER's rank reduction: the share of that matrix's singular values
-removed (smallest first). Which matrix (layer and type) is searched on the task's validation
-split, never on test: every selected matrix is tried in turn on `search_limit` validation
-examples (default 64) and the best one is kept. The search costs one evaluation per candidate,
+removed (smallest first). Which matrix (layer and type) is searched on held-out data, never on
+the reported split: every selected matrix is tried in turn on `search_limit` examples (default
+64) of the validation split, or of train where the task reports on validation (SuperGLUE), and
+the best one is kept. The search costs one evaluation per candidate,
 so restrict it with --layers on large models.
 """
 
@@ -31,17 +32,18 @@ def laser_apply(request: PruneRequest) -> Edit:
     if request.evaluate is None:
         raise HarnessError("laser searches on the validation split and needs an evaluator")
     limit = request.options.get("search_limit") or 64
+    split = request.search_split()
     trials = []
     for matrix in request.matrices:
         edit = truncate(request, matrix)
         try:
-            value = request.evaluate("validation", limit)
+            value = request.evaluate(split, limit)
         finally:
             edit.restore()
         trials.append((value, matrix))
     best_value, best = max(trials, key=lambda t: t[0])  # first best on ties: earliest layer
     edit = truncate(request, best)
-    edit.details = {"matrix": best.id, "validation_search_value": best_value,
+    edit.details = {"matrix": best.id, "search_split": split, "search_value": best_value,
                     "search_limit": limit, "candidates": len(trials)}
     edit.n_total = sum(request.factors()[m.id].S.numel() for m in request.matrices)
     return edit
@@ -50,5 +52,5 @@ def laser_apply(request: PruneRequest) -> Edit:
 @hookimpl
 def register_strategies(register):
     register(Strategy("laser", "LASER: one MLP-input matrix replaced by a rank-reduced copy; matrix "
-                      "searched on the validation split", matrices="mlp_in", fraction=0.9,
+                      "searched on held-out data", matrices="mlp_in", fraction=0.9,
                       needs_calibration=False, seeded=False, apply=laser_apply, baseline=True))

@@ -16,8 +16,8 @@ of 5,760 K values, shortlist 3,456) that is hours on a CPU, so run it on a GPU o
 verify_multiple / verify_examples.
 
 Options (request.options, from the Python API): verify_multiple (3), verify_examples (16),
-verify_rows (128 sequences per forward pass), objective (what is measured, default "ce"; see
-harness/objectives.py).
+verify_rows (128 sequences per forward pass). What is measured is the strategy's objective
+(`--objective`, default ce), the one its scores estimate.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def verified_apply(request: PruneRequest) -> Edit:
     multiple = _option(request, "verify_multiple", 3.0, float)
     n_examples = _option(request, "verify_examples", 16)
     max_rows = _option(request, "verify_rows", 128)
-    objective = request.options.get("objective") or "ce"
+    objective = request.objective
     pruner = registry().get("pruners", strategy.pruner)
     scores, seconds = request.scores(strategy.scorer)
     factors = request.factors()

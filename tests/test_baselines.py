@@ -37,9 +37,10 @@ def test_laser_keeps_the_matrix_that_wins_on_validation():
     model = tiny_model("gpt2")
     target = "layer.1.mlp_in"
     originals = {}
+    splits = []
 
     def evaluate(split, limit):
-        assert split == "validation"  # the search never reads test
+        splits.append(split)
         changed = [mid for mid, (m, w) in originals.items() if not torch.equal(m.weight(), w)]
         assert len(changed) == 1  # exactly one matrix is low-rank at a time
         return 1.0 if changed[0] == target else 0.5
@@ -53,3 +54,11 @@ def test_laser_keeps_the_matrix_that_wins_on_validation():
     assert rank == 32 - 16 and edit.n_pruned == 16
     edit.restore()
     assert torch.equal(chosen.weight(), originals[target][1])
+    edit.restore()  # a second restore changes nothing
+    assert set(splits) == {"validation"}  # the search never reads test
+
+    splits.clear()
+    req.options["eval_split"] = "validation"  # SuperGLUE reports on validation: search on train
+    edit = registry().get("strategies", "laser").apply(req)
+    assert set(splits) == {"train"} and edit.details["search_split"] == "train"
+    edit.restore()

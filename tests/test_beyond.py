@@ -14,7 +14,7 @@ from harness import removal, selection, spectral
 from harness.calibration import target_loss
 from harness.plugins import registry
 from harness.scoring import ScoringContext, frozen
-from harness.strategy import PruneRequest
+from harness.strategy import PruneRequest, spectral_apply
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -279,7 +279,8 @@ def test_fidelity_command_writes_csvs_and_a_plot(tiny_dir, tmp_path):
     bad = CliRunner().invoke(cli, ["fidelity", "--model", str(tiny_dir), "--scorer", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
     bad = CliRunner().invoke(cli, ["fidelity", "--model", str(tiny_dir), "--objective", "acc"])
-    assert bad.exit_code == 2 and "unknown objective 'acc'; choose from: ce, margin" in bad.output
+    assert bad.exit_code == 2
+    assert "unknown objective 'acc'; choose from: ce, first-token, margin" in bad.output
 
 
 def test_objectives_on_hand_made_logits():
@@ -303,7 +304,7 @@ def test_objectives_on_hand_made_logits():
     assert counts.tolist() == [2, 1]
     assert (sums.sum() / counts.sum()).item() == pytest.approx(target_loss(logits, labels).item())
     assert objectives.batch_loss("margin", logits, labels).item() == pytest.approx(1.25)
-    with pytest.raises(Exception, match="choose from: ce, margin, first-token"):
+    with pytest.raises(Exception, match="choose from: ce, first-token, margin"):
         objectives.get("accuracy")
 
 
@@ -330,9 +331,13 @@ def test_scores_estimate_the_chosen_objective(objective):
     assert not torch.allclose(scores, ce)
 
     strategy = registry().get("strategies", "eigen-" + objective)
+    assert strategy.objective == objective and strategy.apply is None  # eigen's path, another loss
     req = spectral_request(model, strategy, "k", 0.25, [batch])
-    edit = strategy.apply(req)
-    assert edit.details == {"objective": objective} and edit.n_pruned == int(0.25 * f.S.numel() * 2)
+    own = registry().get("scorers", "attribution")(
+        ScoringContext(model, req.matrices, req.factors(), [batch], objective=objective))
+    edit = spectral_apply(req)
+    assert all(torch.equal(edit.scores[i], own[i]) for i in own)
+    assert edit.n_pruned == int(0.25 * f.S.numel() * 2)
     edit.restore()
 
 
@@ -371,3 +376,42 @@ def test_bench_rows_of_the_new_strategies_carry_storage_spectrum_and_costs(tiny_
     budget = json.loads(test.loc["eigen-budget"].details)
     assert budget["search_split"] == "validation" and budget["search_evaluations"] == 7
     assert test.loc["eigen-budget"].n_pruned == int(budget["chosen_fraction"] * n)
+    assert test.loc["eigen-margin"].objective == "margin" and test.loc["eigen"].objective == "ce"
+    assert pd.isna(test.loc["none"].objective)
+
+
+def registry_masks(results_csv, config_hash: str) -> dict:
+    """The keep-masks a cell wrote beside the results (<results>_masks/<hash>.json)."""
+    import json
+
+    data = json.loads((results_csv.parent / f"{results_csv.stem}_masks" / f"{config_hash}.json").read_text())
+    return {mid: m["keep"] for mid, m in data["matrices"].items()}
+
+
+def test_objective_flag_makes_a_labelled_variant_of_any_spectral_strategy(tiny_dir, tmp_path):
+    """--objective margin on eigen is eigen-margin under another name, kept apart on the board."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    out = tmp_path / "results.csv"
+    common = ["--model", str(tiny_dir), "--task", "int_mult", "--fraction", "0.25", "--limit", "4",
+              "--calibration-size", "8", "--calibration-batch-size", "4", "--device", "cpu",
+              "--output", str(out)]
+    for extra in (["--strategy", "eigen,eigen-margin,magnitude"],
+                  ["--strategy", "eigen,magnitude", "--objective", "margin"]):
+        result = CliRunner().invoke(cli, ["bench", *common, *extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    test = pd.read_csv(out).query("split == 'test'").set_index("strategy")
+    assert {"eigen", "eigen-margin", "eigen[objective=margin]", "magnitude"} <= set(test.index)
+    assert "magnitude[objective=margin]" not in test.index  # not spectral: the flag means nothing
+    assert test.loc["eigen[objective=margin]"].objective == "margin"
+    assert test.loc["eigen[objective=margin]"].config_hash != test.loc["eigen"].config_hash
+    masks = {name: registry_masks(out, test.loc[name].config_hash) for name in
+             ("eigen", "eigen-margin", "eigen[objective=margin]")}
+    assert masks["eigen-margin"] == masks["eigen[objective=margin]"] != masks["eigen"]
+
+    bad = CliRunner().invoke(cli, ["bench", *common, "--strategy", "eigen", "--objective", "acc"])
+    assert bad.exit_code == 2
+    assert "unknown objective 'acc'; choose from: ce, first-token, margin" in bad.output

@@ -37,6 +37,19 @@ class ThirdParty:
         register(Strategy("top-sv", "largest singular values of head 0", matrices="k",
                           scorer="largest-first", pruner="first-head", compensate=False))
 
+    @hookimpl
+    def register_objectives(self, register):
+        def last_token_ce(logits, labels):  # the example of docs/plugins.md
+            logits, targets = logits[:, :-1].float(), labels[:, 1:]
+            last = (targets != -100).cumsum(1).argmax(1)
+            rows = torch.arange(len(targets))
+            ce = torch.nn.functional.cross_entropy(logits[rows, last], targets[rows, last].clamp_min(0),
+                                                   reduction="none")
+            has = (targets != -100).any(1)
+            return torch.where(has, ce, 0.0), has.float()
+
+        register("last-token", last_token_ce)
+
 
 @pytest.fixture
 def third_party():
@@ -60,7 +73,7 @@ def test_builtins_register_through_the_entry_point_group():
 def test_third_party_strategy_runs_in_bench_and_is_listed(third_party, tiny_dir, tmp_path):
     listing = CliRunner().invoke(cli, ["plugins"])
     assert "thirdparty" in listing.output and "top-sv" in listing.output
-    assert "register_scorers" in listing.output
+    assert "register_scorers" in listing.output and "register_objectives" in listing.output
     out = tmp_path / "r.csv"
     result = CliRunner().invoke(cli, ["bench", "--model", str(tiny_dir), "--task", "int_mult",
                                       "--strategy", "top-sv", "--fraction", "0.5", "--limit", "3",
@@ -69,6 +82,16 @@ def test_third_party_strategy_runs_in_bench_and_is_listed(third_party, tiny_dir,
     row = pd.read_csv(out).iloc[0]
     assert row.strategy == "top-sv" and row.scorer == "largest-first" and row.pruner == "first-head"
     assert row.n_pruned == 2 * 4  # 2 layers, 4 of head 0's 8 values each
+
+    # the third party's objective drives a built-in strategy's scores
+    result = CliRunner().invoke(cli, ["bench", "--model", str(tiny_dir), "--task", "int_mult",
+                                      "--strategy", "eigen", "--objective", "last-token",
+                                      "--fraction", "0.5", "--limit", "3", "--calibration-size", "8",
+                                      "--output", str(out), "--select-on", "none"])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(out).iloc[-1]
+    assert row.strategy == "eigen[objective=last-token]" and row.objective == "last-token"
+    assert "objectives: last-token" in CliRunner().invoke(cli, ["plugins"]).output
 
 
 def test_duplicate_names_are_refused():
