@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from harness import atomic
 from harness.errors import HarnessError
 
 
@@ -87,10 +88,8 @@ def mask_report(edit, matrices, meta: dict | None = None) -> dict:
 
 def write_json(path: Path, payload: dict) -> None:
     """Write under a temporary name and rename: an interrupted run leaves no torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
+    with atomic.replacing(path) as f:
+        f.write(json.dumps(payload).encode())
 
 
 def save_pruned(model, tokenizer, matrices, edit, directory: Path, meta: dict | None = None) -> None:

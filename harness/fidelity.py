@@ -11,8 +11,6 @@ model; a low or negative correlation on a kind says so before a sweep does.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import objectives, removal
+from harness import atomic, objectives, removal
 from harness.errors import HarnessError
 from harness.matrices import Matrix
 from harness.spectral import Factors
@@ -132,22 +130,9 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame, scorers: list[str], path: Path
         ax.set_title(name)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    with atomic.replacing(path) as f:
+        fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file and rename, so an interrupted run leaves the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
@@ -178,7 +163,8 @@ def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
     stem = cfg.out_dir / cfg.task
     paths = [stem.with_name(f"{cfg.task}_directions.csv"), stem.with_name(f"{cfg.task}_summary.csv"),
              stem.with_name(f"{cfg.task}.png")]
-    _atomic(paths[0], lambda tmp: df.to_csv(tmp, index=False))
-    _atomic(paths[1], lambda tmp: summary.to_csv(tmp, index=False))
+    for frame, path in ((df, paths[0]), (summary, paths[1])):
+        with atomic.replacing(path) as f:
+            f.write(frame.to_csv(index=False).encode())
     plot(df, summary, cfg.scorers, paths[2])
     return summary, paths

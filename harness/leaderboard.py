@@ -11,11 +11,11 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+
+from harness import atomic
 
 
 @dataclass
@@ -180,21 +180,12 @@ def append(path: str | Path, rows: list[Row]) -> None:
 
 
 def _write(path: Path, columns: list[str], existing: list[dict], rows: list[Row]) -> None:
-    """Write the CSV under a temporary name and rename it over the old one."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shared results file private
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(existing)
-            writer.writerows(asdict(r) for r in rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write the whole CSV under a temporary name and rename it over the old one."""
+    with atomic.replacing(path) as raw:
+        f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(existing)
+        writer.writerows(asdict(r) for r in rows)
+        f.flush()
+        f.detach()  # the raw file stays open for replacing() to sync and rename

@@ -64,15 +64,9 @@ def tiny_config(family: str):
 def tiny_model(family: str = "llama", dtype: torch.dtype = torch.float64, seed: int = 0):
     """A randomly initialised tiny model in eval mode, with random biases (so bias handling
     is really exercised); float64 by default, so tests can compare tightly."""
-    from transformers import AutoModelForCausalLM
+    from harness.tiny_models import instantiate
 
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(tiny_config(family)).to(dtype).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.1)
-    return model
+    return instantiate(tiny_config(family), dtype, seed)
 
 
 def tiny_model_dir(path: str | Path, family: str = "llama") -> Path:

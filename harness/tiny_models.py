@@ -63,15 +63,20 @@ def tiny_config(model_type: str, **overrides):
     return cls(**kwargs)
 
 
-def tiny_model(model_type: str, dtype: torch.dtype = torch.float32, seed: int = 0, **overrides):
-    """A randomly initialised 2-layer model of the family, with small random biases (so that
-    bias handling is exercised), in eval mode."""
+def instantiate(config, dtype: torch.dtype = torch.float32, seed: int = 0):
+    """A randomly initialised model of `config` with small random biases (so that bias
+    handling is exercised), in eval mode: what every tiny test model is built with."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(tiny_config(model_type, **overrides)).to(dtype).eval()
+    model = AutoModelForCausalLM.from_config(config).to(dtype).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):
                 p.normal_(0, 0.1)
     return model
+
+
+def tiny_model(model_type: str, dtype: torch.dtype = torch.float32, seed: int = 0, **overrides):
+    """A randomly initialised 2-layer model of the family, in eval mode."""
+    return instantiate(tiny_config(model_type, **overrides), dtype, seed)

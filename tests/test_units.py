@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import char_tokenizer
 
-from harness import calibration, leaderboard, stats
+from harness import atomic, calibration, leaderboard, stats
 from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.matrices import parse_layers
@@ -95,7 +95,7 @@ def test_leaderboard_append_is_atomic_and_keeps_rows(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(leaderboard.os, "replace", boom)
+    monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         leaderboard.append(path, [_row(config_hash="c")])
     df = pd.read_csv(path)
