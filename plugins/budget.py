@@ -7,6 +7,10 @@ split (at most `search_limit` examples, default 64), restore. The best is applie
 that one is evaluated on the reported splits; ties go to the smaller fraction, and 0 (prune
 nothing) is always a candidate, so the search can decline to prune.
 
+`eigen-budget-kinds` also searches where to prune: each matrix kind of the selection alone
+(q, k, v, o, mlp_in, mlp_out), every fraction of the grid of that kind's singular values, one
+evaluation each; the row's details name the kind chosen (`chosen_matrices`).
+
 The requested fraction is the cap: the grid is 0, the values of `budget_grid` below it
 (default 0.01, 0.02, 0.05, 0.1, 0.2, 0.3) and the cap itself. The search split is validation,
 unless the task reports on its validation split (SuperGLUE here; the bench passes the
@@ -18,6 +22,8 @@ value tried are in the row's details.
 from __future__ import annotations
 
 import time
+
+import torch
 
 from harness import hookimpl, spectral
 from harness.edits import Edit
@@ -32,7 +38,17 @@ def search_grid(cap: float, grid=DEFAULT_GRID) -> list[float]:
     return sorted({0.0, cap, *(g for g in grid if g < cap)})
 
 
-def budget_apply(request: PruneRequest) -> Edit:
+def _groups(request: PruneRequest, by_kind: bool) -> dict[str, list]:
+    """The matrix sets searched: the strategy's whole selection, or each matrix kind alone."""
+    if not by_kind:
+        return {request.strategy.matrices: list(request.matrices)}
+    groups: dict[str, list] = {}
+    for m in request.matrices:
+        groups.setdefault(m.kind, []).append(m)
+    return groups
+
+
+def budget_apply(request: PruneRequest, by_kind: bool = False) -> Edit:
     if request.evaluate is None:
         raise HarnessError("eigen-budget searches the fraction on held-out data and needs an evaluator")
     strategy = request.strategy
@@ -40,29 +56,42 @@ def budget_apply(request: PruneRequest) -> Edit:
     split = request.search_split()
     grid = search_grid(request.fraction, request.options.get("budget_grid") or DEFAULT_GRID)
     pruner = registry().get("pruners", strategy.pruner)
-    scores, seconds = request.scores(strategy.scorer)
+    scores, seconds = request.scores(strategy.scorer)  # once: a matrix's scores ignore the others'
     factors = request.factors()
     means = request.input_means() if strategy.compensate else None
+    groups = _groups(request, by_kind)
 
-    def prune(fraction: float) -> Edit:
-        return spectral.prune(request.matrices, factors, pruner(scores, fraction, request.options), means)
+    def prune(group: str, fraction: float) -> Edit:
+        ids = [m.id for m in groups[group]]
+        keep = {i: torch.ones_like(s, dtype=torch.bool) for i, s in scores.items()}
+        keep.update(pruner({i: scores[i] for i in ids}, fraction, request.options))
+        return spectral.prune(request.matrices, factors, keep, means)
+
+    first = next(iter(groups))
+    trials = [(first, 0.0)] + [(g, f) for g in groups for f in grid if f > 0]  # 0 prunes nothing
+
+    def label(group: str, fraction: float) -> str:
+        return f"{group}@{fraction:g}" if by_kind and fraction > 0 else f"{fraction:g}"
 
     start = time.perf_counter()
     values = {}
-    for fraction in grid:  # one evaluation per fraction; scores are shared
-        edit = prune(fraction)
+    for group, fraction in trials:  # one evaluation each; scores are shared
+        edit = prune(group, fraction)
         try:
-            values[fraction] = request.evaluate(split, limit)
+            values[(group, fraction)] = request.evaluate(split, limit)
         finally:
             edit.restore()
     search_seconds = time.perf_counter() - start
-    chosen = max(grid, key=lambda f: (values[f], -f))
-    edit = prune(chosen)
+    order = {t: k for k, t in enumerate(trials)}  # ties: the smaller fraction, then the earlier kind
+    group, fraction = max(trials, key=lambda t: (values[t], -t[1], -order[t]))
+    edit = prune(group, fraction)
     edit.scores = scores
     edit.scoring_seconds = seconds
-    edit.details = {"chosen_fraction": chosen, "search_split": split, "search_limit": limit,
-                    "search_values": {f"{f:g}": v for f, v in values.items()},
-                    "search_evaluations": len(grid), "search_seconds": round(search_seconds, 3)}
+    edit.details = {"chosen_fraction": fraction, "search_split": split, "search_limit": limit,
+                    "search_values": {label(*t): v for t, v in values.items()},
+                    "search_evaluations": len(trials), "search_seconds": round(search_seconds, 3)}
+    if by_kind:
+        edit.details["chosen_matrices"] = group if fraction > 0 else ""
     return edit
 
 
@@ -72,3 +101,8 @@ def register_strategies(register):
                       "(0 up to the given fraction, which is the cap); test only at the choice",
                       matrices="k", scorer="attribution", fraction=0.3, apply=budget_apply,
                       spectral_options=True))
+    register(Strategy("eigen-budget-kinds", "eigen-budget over every matrix kind: which kind "
+                      "(q, k, v, o, mlp_in, mlp_out) and what fraction of it, both searched on 64 "
+                      "held-out examples; scores over all matrices computed once",
+                      matrices="all", scorer="attribution", fraction=0.3,
+                      apply=lambda request: budget_apply(request, by_kind=True), spectral_options=True))

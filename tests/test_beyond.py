@@ -223,6 +223,37 @@ def test_budget_search_evaluates_every_fraction_on_held_out_data_and_applies_the
     edit.restore()
 
 
+def test_budget_over_kinds_prunes_only_the_kind_and_fraction_that_won():
+    model = tiny_model("llama")
+    strategy = registry().get("strategies", "eigen-budget-kinds")
+    seen = []
+
+    def evaluate(split, limit):
+        changed = {m.kind for m in req.matrices if not torch.equal(m.weight(), originals[m.id])}
+        pruned = sum(int((m.weight() != originals[m.id]).any()) for m in req.matrices)
+        seen.append((split, changed, pruned))
+        return 0.9 if changed == {"v"} and len(seen) == 1 + 2 * 4 + 3 else 0.5  # v at 0.05 only
+
+    req = spectral_request(model, strategy, "all", 0.1, random_batches(2), {"eval_split": "test"},
+                           evaluate)
+    originals = {m.id: m.weight().clone() for m in req.matrices}
+    before = state(model)
+    edit = strategy.apply(req)
+    kinds = ["q", "k", "v", "o", "mlp_in", "mlp_out"]
+    assert list(dict.fromkeys(m.kind for m in req.matrices)) == kinds  # searched in this order
+    assert len(seen) == 1 + len(kinds) * 4 == edit.details["search_evaluations"]  # 0; 4 fractions
+    assert seen[0][1] == set() and all(len(c) <= 1 for _, c, _ in seen[1:])  # one kind at a time
+    assert set().union(*(c for _, c, _ in seen)) == set(kinds)
+    assert {s for s, _, _ in seen} == {"validation"}
+    assert edit.details["chosen_matrices"] == "v" and edit.details["chosen_fraction"] == 0.05
+    assert "v@0.05" in edit.details["search_values"] and "0" in edit.details["search_values"]
+    changed = {m.kind for m in req.matrices if not torch.equal(m.weight(), originals[m.id])}
+    n_v = sum(f.S.numel() for i, f in req.factors().items() if ".v" in i)
+    assert changed == {"v"} and edit.n_pruned == int(0.05 * n_v)
+    edit.restore()
+    assert same_state(model, before)
+
+
 def test_fidelity_correlation_matches_a_brute_force_loop():
     from harness import fidelity
 
