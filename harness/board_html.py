@@ -59,8 +59,13 @@ KNOWN: dict[str, tuple[str, str, str]] = {
                          "same examples, median over seeds.", "p"),
     "p_seeds_vs_random": ("p seeds vs random", "Permutation test of this strategy's seeds against "
                           "random-sv's seeds at the same fraction.", "p"),
+    "delta_vs_eigen_mean": ("Δ vs eigen", "Change against eigen's row of the same seed, each at "
+                            "its own validation-chosen fraction, mean over seeds.", "delta"),
+    "p_vs_eigen_median": ("p vs eigen", "Paired test against eigen's row of the same seed on the "
+                          "same examples, median over seeds.", "p"),
 }
-DELTA_P = {"delta_vs_best_mean": "p_vs_best_median"}  # a Δ is marked by its own test's p
+DELTA_P = {"delta_vs_best_mean": "p_vs_best_median",  # a Δ is marked by its own test's p
+           "delta_vs_eigen_mean": "p_vs_eigen_median"}
 HIDDEN = {"value_std"}  # shown inside value_mean
 # columns dropped from the table when they hold one value for every row; the line above the
 # table names that value (and the value column's header names the metric and split)

@@ -89,3 +89,25 @@ def test_permutation_p_value_is_exact_for_small_samples():
                      for s in splits])
     assert permutation_p_value(a, b) == pytest.approx(brute)
     assert np.isnan(permutation_p_value(a[:1], b))
+
+
+def test_new_methods_are_paired_with_eigen_seed_by_seed_at_their_own_fractions(tmp_path):
+    csv = tmp_path / "results.csv"
+    rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
+    for seed in range(2):
+        rows += cell(csv, "eigen", 0.2, seed, 90, 100 + seed, f"e{seed}")
+        rows += cell(csv, "random-sv", 0.2, seed, 60, 60, f"r{seed}")
+        # the new method: chosen at 0.1 on validation, better than eigen on test
+        rows += cell(csv, "eigen-new", 0.1, seed, 95, 160 + seed, f"n{seed}")
+        rows += cell(csv, "eigen-new", 0.2, seed, 20, 199, f"n2{seed}")  # never chosen
+    append(csv, rows)
+    t = report.table(report.load([csv]))
+    new = t[t.strategy == "eigen-new"].iloc[0]
+    assert new.fraction == "0.1"
+    expected = np.median([mcnemar_exact(np.arange(N) < 100 + s, np.arange(N) < 160 + s) for s in range(2)])
+    assert new.p_vs_eigen_median == pytest.approx(expected) and expected < 0.05
+    assert new.delta_vs_eigen_mean == pytest.approx(60 / N)
+    assert np.isnan(t[t.strategy == "eigen"].iloc[0].p_vs_eigen_median)  # not against itself
+    words = report.verdicts(t)[0]
+    assert "Against eigen" in words and "eigen-new is better (+30.00 points" in words
+    assert "| Δ vs eigen | p vs eigen |" in report.markdown(t)
