@@ -315,7 +315,22 @@ def fidelity(**kw) -> None:
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
+def _interrupt_twice_to_force(signum, frame) -> None:
+    """First Ctrl-C: KeyboardInterrupt, so the run stops between cells and says so. A second
+    one exits at once: a long native call (an SVD, a big matmul) can hold off the first, and
+    every file the harness writes is replaced atomically, so nothing can be left torn."""
+    if getattr(_interrupt_twice_to_force, "pressed", False):
+        sys.stderr.write("\ninterrupted again: exiting now; finished cells are saved\n")
+        os._exit(130)
+    _interrupt_twice_to_force.pressed = True
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when embedded
+        signal.signal(signal.SIGINT, _interrupt_twice_to_force)
     cli(prog_name="harness")
 
 

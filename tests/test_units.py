@@ -133,3 +133,17 @@ def test_tasks_command_lists_shipped_tasks_and_a_users_dir(tmp_path):
     result = CliRunner().invoke(cli, ["tasks", "--tasks-dir", str(tmp_path)])
     names = result.output.split()
     assert {"int_sum", "int_mult", "cb_eigen", "copa_lmeval", "my_mult"} <= set(names)
+
+
+def test_a_second_ctrl_c_exits_at_once(monkeypatch):
+    """The first Ctrl-C stops the run between cells; a second one does not wait for it."""
+    from harness import cli
+
+    exits = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    monkeypatch.setattr(cli._interrupt_twice_to_force, "pressed", False, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupt_twice_to_force(2, None)
+    assert exits == []
+    cli._interrupt_twice_to_force(2, None)
+    assert exits == [130]
