@@ -322,6 +322,7 @@ def _interrupt_twice_to_force(signum, frame) -> None:
     if getattr(_interrupt_twice_to_force, "pressed", False):
         sys.stderr.write("\ninterrupted again: exiting now; finished cells are saved\n")
         os._exit(130)
+        return
     _interrupt_twice_to_force.pressed = True
     raise KeyboardInterrupt
 

@@ -142,11 +142,8 @@ def test_a_second_ctrl_c_exits_at_once(monkeypatch):
     exits = []
     monkeypatch.setattr(cli.os, "_exit", exits.append)
     monkeypatch.setattr(cli._interrupt_twice_to_force, "pressed", False, raising=False)
-    try:  # (pytest.raises lets a KeyboardInterrupt through: it stops the session)
+    with pytest.raises(KeyboardInterrupt):
         cli._interrupt_twice_to_force(2, None)
-        raised = False
-    except KeyboardInterrupt:
-        raised = True
-    assert raised and exits == []
+    assert exits == []
     cli._interrupt_twice_to_force(2, None)
     assert exits == [130]
