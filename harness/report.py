@@ -204,7 +204,10 @@ def verdicts(t: pd.DataFrame) -> list[str]:
     """
     lines = []
     for (model, task), g in t.groupby(["model", "task"], sort=True):
-        methods = g[(g.role == "method") & (g.chosen_on != "none")]
+        chosen = g[(g.role == "method") & (g.chosen_on != "none")]
+        # where a method ran at one fraction only (--select-on none), judge it there, and say so
+        methods = chosen if len(chosen) else g[g.role == "method"]
+        fixed = "" if len(chosen) or methods.empty else " (at a fixed fraction, not chosen on validation)"
         winners = [r for r in methods.itertuples()
                    if r.delta_vs_best_mean > 0 and r.p_vs_best_median < ALPHA
                    and not (r.p_seeds_vs_random >= ALPHA)]
@@ -222,13 +225,13 @@ def verdicts(t: pd.DataFrame) -> list[str]:
                 f"{r.best_baseline}, paired p = {r.p_vs_best_median:.3g}"
                 + ("" if np.isnan(r.p_seeds_vs_random) else
                    f", seeds vs random-sv p = {r.p_seeds_vs_random:.3g}") + ")" for r in winners)
-            lines.append(f"{model} / {task}: beats every baseline: {said}.{eigen_part}")
+            lines.append(f"{model} / {task}: beats every baseline{fixed}: {said}.{eigen_part}")
         elif methods.empty:
             lines.append(f"{model} / {task}: no method (non-baseline strategy) was run.")
         else:
             best = methods.sort_values("value_mean", ascending=False).iloc[0]
             lines.append(
-                f"{model} / {task}: no method beats every baseline with p < {ALPHA} (best method "
+                f"{model} / {task}: no method beats every baseline with p < {ALPHA}{fixed} (best method "
                 f"{best.strategy}: {100 * best.delta_vs_best_mean:+.2f} points vs "
                 f"{best.best_baseline or 'no baseline'} at equal budget, paired p = "
                 f"{best.p_vs_best_median:.3g}).{eigen_part}")

@@ -111,3 +111,13 @@ def test_new_methods_are_paired_with_eigen_seed_by_seed_at_their_own_fractions(t
     words = report.verdicts(t)[0]
     assert "Against eigen" in words and "eigen-new is better (+30.00 points" in words
     assert "| Δ vs eigen | p vs eigen |" in report.markdown(t)
+
+
+def test_a_method_run_at_one_fraction_is_judged_there_and_the_verdict_says_so(tmp_path):
+    csv = tmp_path / "results.csv"
+    rows = [r for r in cell(csv, "none", 0.0, 0, 50, 50, "none") if r.split == "test"]
+    rows += [r for r in cell(csv, "eigen", 0.2, 0, 0, 120, "e") if r.split == "test"]  # --select-on none
+    rows += [r for r in cell(csv, "random-sv", 0.2, 0, 0, 60, "r") if r.split == "test"]
+    append(csv, rows)
+    words = report.verdicts(report.table(report.load([csv])))[0]
+    assert "beats every baseline (at a fixed fraction, not chosen on validation): eigen at 0.2" in words
