@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from harness import objectives
-from harness.calibration import Batch
+from harness.calibration import Batch, target_logits
 from harness.matrices import Matrix
 from harness.objectives import RowObjective
 from harness.scoring import frozen
@@ -55,8 +55,8 @@ def _batch_objective(model, batch: Batch, objective: RowObjective, copies: int) 
     """Objective of each of `copies` stacked copies of `batch`: (copies,)."""
     ids = batch.input_ids.repeat(copies, 1)
     mask = batch.attention_mask.repeat(copies, 1)
-    logits = model(input_ids=ids, attention_mask=mask).logits
-    sums, counts = objective(logits, batch.labels.repeat(copies, 1))
+    logits, labels = target_logits(model, batch.labels.repeat(copies, 1), input_ids=ids, attention_mask=mask)
+    sums, counts = objective(logits, labels)
     sums, counts = sums.view(copies, -1).sum(1), counts.view(copies, -1).sum(1)
     return (sums / counts.clamp_min(1)).double()
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from harness import objectives
-from harness.calibration import Batch
+from harness.calibration import Batch, target_logits
 from harness.errors import HarnessError
 from harness.matrices import Matrix
 from harness.spectral import Factors, working_dtype
@@ -93,10 +93,10 @@ class ScoringContext:
                         if backward:
                             # a copy of the leaf: a family may scale its embeddings in place (CTRL)
                             embeds = embeds.detach().requires_grad_(True).clone()
-                        logits = self.model(
-                            inputs_embeds=embeds, attention_mask=batch.attention_mask, use_cache=False
-                        ).logits
-                        loss = objectives.batch_loss(self.objective, logits, batch.labels)
+                        logits, labels = target_logits(
+                            self.model, batch.labels, inputs_embeds=embeds,
+                            attention_mask=batch.attention_mask, use_cache=False)
+                        loss = objectives.batch_loss(self.objective, logits, labels)
                         if not bool(torch.isfinite(loss)):
                             raise NonFiniteLoss(
                                 f"calibration loss is {loss.item()} on batch {index + 1} of "

@@ -180,3 +180,33 @@ def test_attribution_refuses_batches_of_one():
     ctx = ScoringContext(model, [m], {m.id: spectral.decompose(m)}, random_batches(1, batch=1))
     with pytest.raises(HarnessError, match="batch size of at least 2"):
         registry().get("scorers", "attribution")(ctx)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "phi", "qwen2"])
+def test_logits_only_where_targets_are_predicted_change_no_loss_and_no_score(family, monkeypatch):
+    """Scoring computes the vocabulary's logits only at the positions that predict a target
+    (the memory of long prompts); every objective and every score is the same as with all."""
+    from harness import calibration, objectives, scoring
+    from harness.plugins import registry
+
+    model = tiny_model(family)
+    batches = random_batches(2, batch=4, length=9)
+    b = batches[0]
+    full = model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits
+    small, labels = calibration.target_logits(model, b.labels, input_ids=b.input_ids,
+                                              attention_mask=b.attention_mask)
+    assert small.shape[1] < full.shape[1]  # 4 of 8 predicting positions kept (+1 unused column)
+    for name in ("ce", "margin", "first-token"):
+        assert torch.allclose(objectives.batch_loss(name, small, labels),
+                              objectives.batch_loss(name, full, b.labels), rtol=1e-12, atol=1e-12)
+    matrices = selection.select(selection.candidates(model), "k,mlp_out")
+    factors = {m.id: spectral.decompose(m) for m in matrices}
+    scorer = registry().get("scorers", "gradient")
+    compact = scorer(ScoringContext(model, matrices, factors, batches, objective="margin"))
+
+    def everywhere(model, labels, **inputs):
+        return model(**inputs).logits, labels
+
+    monkeypatch.setattr(scoring, "target_logits", everywhere)
+    reference = scorer(ScoringContext(model, matrices, factors, batches, objective="margin"))
+    assert all(torch.allclose(compact[i], reference[i], rtol=1e-9, atol=1e-12) for i in reference)
