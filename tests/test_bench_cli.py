@@ -64,7 +64,7 @@ def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path)
 def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
     out = tmp_path / "results.csv"
     cmd = [sys.executable, "-m", "harness.cli", "bench", "--model", str(tiny_dir),
-           "--output", str(out), *GRID, "--seed", "0,1"]
+           "--output", str(out), *GRID, "--seed", "0,1,2,3"]  # long enough to be caught mid-way
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.time() + 120
@@ -75,8 +75,9 @@ def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     partial = pd.read_csv(out)  # parses after a kill
-    # none once; eigen and random-sv per seed; magnitude and smallest-sv (seed-free) once
-    cells = 1 + 2 * 2 * 2 + 2 * 1 * 2
+    # none once; eigen and random-sv per seed and fraction; magnitude and smallest-sv
+    # (seed-free) once per fraction
+    cells = 1 + 2 * 4 * 2 + 2 * 1 * 2
     assert 0 < len(partial) < cells * 2
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     full = pd.read_csv(out)
