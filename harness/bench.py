@@ -28,7 +28,7 @@ from harness.export import write_json
 from harness.leaderboard import Row
 from harness.plugins import registry
 from harness.stats import paired_p_value
-from harness.strategy import Strategy
+from harness.strategy import Strategy, variant_name
 from harness.work import (
     BaselineDone,
     BaselineJob,
@@ -89,19 +89,18 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
                                        ("objective", cfg.objective), ("pruner", cfg.pruner),
                                        ("compensate", cfg.compensate))
                      if v is not None and s.uses_fraction}
-        if s.apply is not None and not s.spectral_options:  # they mean nothing to a custom one
+        if not s.spectral:  # they mean nothing to a custom one
             overrides = {k: v for k, v in overrides.items() if k == "matrices"}
         changed = {k: v for k, v in overrides.items() if getattr(s, k) != v}
-        if "scorer" in changed or "objective" in changed or changed.get("compensate"):
-            changed["seeded"] = True  # a calibration sample or a scorer the seed may move
         if changed:
-            label = ";".join(f"{k}={v}" for k, v in changed.items() if k != "seeded")
-            s = dataclasses.replace(s, name=f"{name}[{label}]", **changed)
+            seeded = s.seeded or "scorer" in changed or "objective" in changed or changed.get("compensate")
+            # (a calibration sample or a scorer the seed may move)
+            s = dataclasses.replace(s, name=variant_name(name, changed), seeded=bool(seeded), **changed)
         if s.scorer is not None:
             reg.get("scorers", s.scorer)
-        if s.uses_fraction and (s.apply is None or s.spectral_options):
+        if s.uses_fraction and s.spectral:
             reg.get("objectives", s.objective)
-        if s.apply is None or s.spectral_options:
+        if s.spectral:
             reg.get("pruners", s.pruner)
         for spec in (s.matrices or "").split(","):
             if spec.strip():
@@ -204,14 +203,14 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         p_value=paired_p_value(base.per_example, result.per_example),
         n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit if pruning else "",
         matrices=s.matrices if pruning else "", scorer=s.scorer or "",
-        pruner=s.pruner if s.apply is None or s.spectral_options else "",
-        compensate=s.compensate and (s.apply is None or s.spectral_options),
+        pruner=s.pruner if s.spectral else "",
+        compensate=s.compensate and s.spectral,
         calibration_size=calibration_size,
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
         nll=result.nll, nll_delta=result.nll - base.nll, **edit.spectrum,
         svd_seconds=round(edit.svd_seconds, 3),
-        objective=s.objective if pruning and (s.apply is None or s.spectral_options) else "",
+        objective=s.objective if pruning and s.spectral else "",
     )
 
 

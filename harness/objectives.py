@@ -27,12 +27,6 @@ def get(name: str) -> RowObjective:
     return registry().get("objectives", name)
 
 
-def names() -> list[str]:
-    from harness.plugins import registry
-
-    return registry().names("objectives")
-
-
 def batch_loss(name: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The batch's objective as a differentiable scalar (ce is exactly `target_loss`)."""
     if name == "ce":

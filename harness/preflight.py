@@ -125,6 +125,7 @@ def _existing_parent(path: Path) -> Path:
 # -- components' needs -----------------------------------------------------------------------
 def _check_needs(cfg: BenchConfig, strategies: list[Strategy]) -> None:
     from harness.plugins import registry
+    from harness.strategy import recipe_name
 
     reg = registry()
     for s in strategies:
@@ -133,7 +134,7 @@ def _check_needs(cfg: BenchConfig, strategies: list[Strategy]) -> None:
         parts = [("pruner", s.pruner, reg.get("pruners", s.pruner))]
         if s.scorer is not None:
             parts.append(("scorer", s.scorer, reg.get("scorers", s.scorer)))
-        recipe = s.name.split("[", 1)[0]  # as the user typed it, not the override's label
+        recipe = recipe_name(s.name)  # as the user typed it, not the override's label
         for kind, name, component in parts:
             need = needs_of(component)
             for option in need.options:

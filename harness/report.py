@@ -33,6 +33,8 @@ KNOWN_BASELINES = {"none", "random-sv", "random-sv-nocomp", "smallest-sv", "smal
 
 def baseline_names(strategies) -> set[str]:
     """Strategies that are baselines (a method must beat them), per their plugins' declaration."""
+    from harness.strategy import recipe_name
+
     try:
         from harness.plugins import registry
 
@@ -41,7 +43,7 @@ def baseline_names(strategies) -> set[str]:
         table = {}
 
     def is_baseline(name: str) -> bool:
-        name = name.split("[", 1)[0]  # a variant (`random-sv[matrices=all]`) is its recipe's kind
+        name = recipe_name(name)  # a variant (`random-sv[matrices=all]`) is its recipe's kind
         if name in table:
             return table[name].value.baseline
         return name in KNOWN_BASELINES
@@ -109,6 +111,17 @@ def _examples(row) -> np.ndarray | None:
     return None if data is None else data["metric"]
 
 
+def paired_with(r, rows: pd.DataFrame) -> tuple:
+    """(partner, paired p): `rows`' row of r's seed, else its lowest seed, and the paired test
+    of r against it on the same examples (nan without both per-example files)."""
+    rows = rows.sort_values("seed")
+    same_seed = rows[rows.seed == r.seed]
+    partner = (same_seed if len(same_seed) else rows).iloc[0]
+    mine, theirs = _examples(r), _examples(partner)
+    p = paired_p_value(theirs, mine) if mine is not None and theirs is not None else np.nan
+    return partner, p
+
+
 def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
     """For each chosen test row: the best other baseline at the same fraction and a paired p.
 
@@ -127,11 +140,7 @@ def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFram
             continue
         means = pool.groupby("strategy").value.mean()
         best = means.idxmax()
-        rows = pool[pool.strategy == best].sort_values("seed")
-        same_seed = rows[rows.seed == r.seed]
-        partner = (same_seed if len(same_seed) else rows).iloc[0]
-        mine, theirs = _examples(r), _examples(partner)
-        p = paired_p_value(theirs, mine) if mine is not None and theirs is not None else np.nan
+        _, p = paired_with(r, pool[pool.strategy == best])
         out.append({"best_baseline": best, "best_baseline_value": means[best], "p_vs_best": p})
     return chosen.reset_index(drop=True).join(pd.DataFrame(out))
 
@@ -147,10 +156,7 @@ def against_method(chosen: pd.DataFrame, reference: str = "eigen") -> pd.DataFra
         if r.strategy == reference or pool.empty or r.fraction == 0:
             out.append({f"{reference}_value": np.nan, f"p_vs_{reference}": np.nan})
             continue
-        same_seed = pool[pool.seed == r.seed]
-        partner = (same_seed if len(same_seed) else pool.sort_values("seed")).iloc[0]
-        mine, theirs = _examples(r), _examples(partner)
-        p = paired_p_value(theirs, mine) if mine is not None and theirs is not None else np.nan
+        partner, p = paired_with(r, pool)
         out.append({f"{reference}_value": partner.value, f"p_vs_{reference}": p})
     return chosen.reset_index(drop=True).join(pd.DataFrame(out, index=range(len(chosen))))
 

@@ -44,6 +44,22 @@ class Strategy:
     # compensate (and their CLI overrides), so rows report them as for a plain spectral one.
     spectral_options: bool = False
 
+    @property
+    def spectral(self) -> bool:
+        """It runs the spectral path (its own or a variant): scorer, objective, pruner and
+        compensation mean something to it."""
+        return self.apply is None or self.spectral_options
+
+
+def variant_name(recipe: str, changed: dict[str, Any]) -> str:
+    """The name of a recipe some options changed: `eigen[objective=margin;scorer=gradient]`."""
+    return f"{recipe}[{';'.join(f'{k}={v}' for k, v in changed.items())}]"
+
+
+def recipe_name(name: str) -> str:
+    """The registered recipe behind a name `variant_name` made (the name itself otherwise)."""
+    return name.split("[", 1)[0]
+
 
 @dataclass
 class PruneRequest:
