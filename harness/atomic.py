@@ -34,3 +34,27 @@ def replacing(target: str | Path) -> Iterator[BinaryIO]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def exclusive(target: str | Path) -> Iterator[None]:
+    """Hold `<target>.lock` exclusively for a read-modify-replace of `target`.
+
+    `replacing` keeps a file whole, but two processes that each read the old file and replace
+    it with their own additions lose one side's rows (two sweeps writing one results CSV).
+    The lock serialises them; it is advisory (POSIX flock) and released when the process dies.
+    Where flock does not exist (Windows) this is a no-op and concurrent writers are unsafe.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

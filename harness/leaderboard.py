@@ -170,13 +170,14 @@ def append(path: str | Path, rows: list[Row]) -> None:
     (what `--force` re-runs), foreign columns are kept."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    set_aside_torn(path)  # a torn last line is kept in a side file, never rewritten as blanks
-    new_keys = {(r.config_hash, r.split) for r in rows}
-    existing = [r for r in read_rows(path) if (r.get("config_hash"), r.get("split")) not in new_keys]
-    columns = list(COLUMNS)
-    for r in existing:
-        columns += [k for k in r if k not in columns and k is not None]
-    _write(path, columns, existing, rows)
+    with atomic.exclusive(path):  # another sweep appending to the same file waits its turn
+        set_aside_torn(path)  # a torn last line is kept in a side file, never rewritten as blanks
+        new_keys = {(r.config_hash, r.split) for r in rows}
+        existing = [r for r in read_rows(path) if (r.get("config_hash"), r.get("split")) not in new_keys]
+        columns = list(COLUMNS)
+        for r in existing:
+            columns += [k for k in r if k not in columns and k is not None]
+        _write(path, columns, existing, rows)
 
 
 def _write(path: Path, columns: list[str], existing: list[dict], rows: list[Row]) -> None:

@@ -184,6 +184,30 @@ def test_a_damaged_middle_row_is_refused_untouched(tmp_path):
     assert path.read_bytes() == before
 
 
+def _append_many(path: str, tag: str, n: int) -> None:
+    for i in range(n):
+        row = make_rows(1)[0]
+        row.config_hash = f"{tag}{i}"
+        leaderboard.append(path, [row])
+
+
+def test_two_sweeps_appending_to_one_csv_lose_no_row(tmp_path):
+    """Each append reads the file and replaces it; without the lock, two processes doing so
+    at once keep only one side's latest rows."""
+    import multiprocessing
+
+    path = str(tmp_path / "results.csv")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(path, tag, 40)) for tag in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    hashes = sorted(r["config_hash"] for r in leaderboard.read_rows(path))
+    assert hashes == sorted([f"a{i}" for i in range(40)] + [f"b{i}" for i in range(40)])
+
+
 # -- plugin faults name the plugin and the hook ----------------------------------------------
 class Raises:
     @hookimpl
