@@ -28,7 +28,7 @@ from harness.export import write_json
 from harness.leaderboard import Row
 from harness.plugins import registry
 from harness.stats import paired_p_value
-from harness.strategy import Strategy, variant_name
+from harness.strategy import Strategy, option_value, variant_name
 from harness.work import (
     BaselineDone,
     BaselineJob,
@@ -65,6 +65,7 @@ class BenchConfig:
     pruner: str | None = None
     compensate: bool | None = None
     threshold: float | None = None
+    options: dict[str, str] = field(default_factory=dict)  # --option name=value: strategies' knobs
     device: str = "auto"
     dtype: str = "auto"
     tasks_dir: str | None = None
@@ -83,8 +84,14 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
     registered."""
     reg = registry()
     out = []
-    for name in cfg.strategies:
-        s = reg.get("strategies", name)
+    named = [reg.get("strategies", name) for name in cfg.strategies]
+    for key in cfg.options:
+        if not any(key in s.options for s in named):
+            knobs = sorted({k for s in named for k in s.options})
+            raise HarnessError(
+                f"no strategy given ({', '.join(cfg.strategies)}) has option '{key}'; "
+                + (f"choose from: {', '.join(knobs)}" if knobs else "they take no options"))
+    for name, s in zip(cfg.strategies, named, strict=True):
         overrides = {k: v for k, v in (("matrices", cfg.matrices), ("scorer", cfg.scorer),
                                        ("objective", cfg.objective), ("pruner", cfg.pruner),
                                        ("compensate", cfg.compensate))
@@ -92,10 +99,14 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
         if not s.spectral:  # they mean nothing to a custom one
             overrides = {k: v for k, v in overrides.items() if k == "matrices"}
         changed = {k: v for k, v in overrides.items() if getattr(s, k) != v}
-        if changed:
+        values = {k: option_value(s, k, raw) for k, raw in cfg.options.items() if k in s.options}
+        knobs = {k: v for k, v in sorted(values.items()) if s.options[k] != v}  # sorted: one label
+        # (and one config hash) whatever order the --option flags came in
+        if changed or knobs:
             seeded = s.seeded or "scorer" in changed or "objective" in changed or changed.get("compensate")
             # (a calibration sample or a scorer the seed may move)
-            s = dataclasses.replace(s, name=variant_name(name, changed), seeded=bool(seeded), **changed)
+            s = dataclasses.replace(s, name=variant_name(name, {**changed, **knobs}), seeded=bool(seeded),
+                                    options={**s.options, **knobs}, **changed)
         if s.scorer is not None:
             reg.get("scorers", s.scorer)
         if s.uses_fraction and s.spectral:

@@ -127,6 +127,9 @@ def cli(debug: bool) -> None:
 @click.option("--compensate/--no-compensate", default=None,
               help="Move the pruned directions' mean effect into the bias (default: per strategy).")
 @click.option("--threshold", type=float, help="Score threshold for --pruner threshold.")
+@click.option("--option", "options", multiple=True, metavar="NAME=VALUE",
+              help="Set a strategy's own option, repeatable: --option verify_multiple=1.5 "
+              "(`harness plugins` lists each strategy's options).")
 @click.option("--calibration-size", type=int, default=64, show_default=True,
               help="Training examples used to score singular values.")
 @click.option("--calibration-batch-size", type=int, default=16, show_default=True)
@@ -167,6 +170,12 @@ def bench(**kw) -> None:
         raise HarnessError("--calibration-size and --calibration-batch-size must be >= 1")
     if kw["limit"] is not None and kw["limit"] < 1:
         raise HarnessError("--limit must be >= 1")
+    options = {}
+    for item in kw["options"]:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise HarnessError(f"--option '{item}' is not NAME=VALUE (e.g. --option rounds=2)")
+        options[name.strip()] = value.strip()
     cfg = bench_lib.BenchConfig(
         model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
         fractions=split_list(kw["fractions"], float, "--fraction") or None,
@@ -175,7 +184,8 @@ def bench(**kw) -> None:
         calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
         batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
         scorer=kw["scorer"], objective=kw["objective"], pruner=kw["pruner"],
-        compensate=kw["compensate"], threshold=kw["threshold"], device=kw["device"], dtype=kw["dtype"],
+        compensate=kw["compensate"], threshold=kw["threshold"], options=options,
+        device=kw["device"], dtype=kw["dtype"],
         tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],
         executor=kw["executor"], executor_options=ExecutorOptions(
             address=kw["address"], gpus_per_worker=kw["gpus_per_worker"],
@@ -253,6 +263,7 @@ def tasks(tasks_dir: str | None, show_all: bool) -> None:
 def plugins() -> None:
     """List loaded plugins, their versions, hooks and the components they register."""
     from harness.plugins import KINDS, registry
+    from harness.strategy import option_text
 
     reg = registry()
     by_plugin: dict[str, dict[str, list[str]]] = {}
@@ -271,6 +282,9 @@ def plugins() -> None:
     click.echo("\nstrategies:")
     for comp in sorted(reg.components["strategies"].values(), key=lambda c: c.name):
         click.echo(f"  {comp.name:<17} {comp.value.description}")
+        if comp.value.options:  # what --option can set, with the defaults
+            knobs = ", ".join(f"{k}={option_text(v)}" for k, v in comp.value.options.items())
+            click.echo(f"  {'':<17} options: {knobs}")
     click.echo("\nexecutors (harness bench --executor):")
     for comp in sorted(reg.components["executors"].values(), key=lambda c: c.name):
         click.echo(f"  {comp.name:<17} {getattr(comp.value, 'description', '')}")

@@ -12,10 +12,19 @@ repeated C times along the batch axis and a forward hook adds candidate c's delt
 only. The loss of copy c is the loss of the model without direction c, exactly as
 `spectral.prune` would leave it (up to rounding). Rows per pass are bounded by `max_rows`,
 so memory stays at one batch of that size.
+
+The copies are identical until the first layer a candidate edits, so they are made there, not
+at the input: the batch runs once through the layers below, and a pre-hook on each decoder
+layer from the first edited one on tiles every batch-sized tensor it receives (hidden states,
+attention mask, rotary tables, position ids) `copies` times. That cuts a pass's cost by the
+share of layers below the edit (about half, averaged over the layers); a model whose layer
+list is not found, or whose layers reject the tiled inputs, is measured the plain way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -51,14 +60,75 @@ class Measurement:
     passes: int  # forward passes
 
 
-def _batch_objective(model, batch: Batch, objective: RowObjective, copies: int) -> torch.Tensor:
-    """Objective of each of `copies` stacked copies of `batch`: (copies,)."""
-    ids = batch.input_ids.repeat(copies, 1)
-    mask = batch.attention_mask.repeat(copies, 1)
-    logits, labels = target_logits(model, batch.labels.repeat(copies, 1), input_ids=ids, attention_mask=mask)
+def _batch_objective(model, batch: Batch, objective: RowObjective, copies: int,
+                     tile_from: list[nn.Module] | None = None) -> torch.Tensor:
+    """Objective of each of `copies` stacked copies of `batch`: (copies,). With `tile_from`
+    (the decoder layers from the first edited one on), the copies are made at those layers'
+    inputs instead of the model's."""
+    labels = batch.labels.repeat(copies, 1)
+    if tile_from is None or copies == 1:
+        ids = batch.input_ids.repeat(copies, 1)
+        mask = batch.attention_mask.repeat(copies, 1)
+        logits, labels = target_logits(model, labels, input_ids=ids, attention_mask=mask)
+    else:
+        with _tiled(tile_from, batch.n_examples, copies):
+            logits, labels = target_logits(model, labels, input_ids=batch.input_ids,
+                                           attention_mask=batch.attention_mask, use_cache=False)
+        if logits.shape[0] != labels.shape[0]:  # the layers' inputs were not what we tiled
+            raise _NotTileable(f"{logits.shape[0]} rows out, {labels.shape[0]} expected")
     sums, counts = objective(logits, labels)
     sums, counts = sums.view(copies, -1).sum(1), counts.view(copies, -1).sum(1)
     return (sums / counts.clamp_min(1)).double()
+
+
+class _NotTileable(RuntimeError):
+    """The model's layers did not take tiled inputs: measure with copies made at the input."""
+
+
+def _tile(value, rows: int, copies: int):
+    """`value` with every tensor of `rows` rows (ndim >= 2: a batch axis, not a length-`rows`
+    vector) tiled `copies` times along it, inside tuples too (rotary (cos, sin))."""
+    if isinstance(value, torch.Tensor):
+        if value.ndim >= 2 and value.shape[0] == rows:
+            return value.repeat(copies, *([1] * (value.ndim - 1)))
+        return value
+    if isinstance(value, tuple | list):
+        return type(value)(_tile(v, rows, copies) for v in value)
+    return value
+
+
+@contextmanager
+def _tiled(layers: list[nn.Module], rows: int, copies: int) -> Iterator[None]:
+    """Pre-hooks that tile the batch-sized inputs of `layers` (already tiled ones have
+    rows * copies rows and pass unchanged, so only the first layer's hidden states grow)."""
+    def hook(module, args, kwargs):
+        return _tile(args, rows, copies), {k: _tile(v, rows, copies) for k, v in kwargs.items()}
+
+    handles = [layer.register_forward_pre_hook(hook, with_kwargs=True) for layer in layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _layer_of(model: nn.Module, matrices: list[Matrix]) -> tuple[list[nn.Module], dict[str, int]] | None:
+    """The decoder layers and the index of the layer holding each matrix, or None where the
+    layer list is not found or a matrix sits outside it."""
+    from harness.discovery import config_shape, layer_list
+
+    try:
+        found = layer_list(model, config_shape(model.config).layers)
+    except Exception:  # a model without a transformers config: no prefix reuse
+        return None
+    if found is None:
+        return None
+    layers = list(found[1])
+    where = {id(mod): i for i, layer in enumerate(layers) for mod in layer.modules()}
+    index = {m.id: where.get(id(m.module)) for m in matrices}
+    if any(v is None for v in index.values()):
+        return None
+    return layers, index
 
 
 def _removal_hook(m: Matrix, f: Factors, heads: torch.Tensor, index: torch.Tensor,
@@ -99,6 +169,7 @@ def measure(
     input_means: dict[str, torch.Tensor] | None = None,
     max_rows: int = 128,
     objective: RowObjective | None = None,
+    reuse_prefix: bool = True,
 ) -> Measurement:
     """Loss change of removing each candidate direction alone, measured on `batches`.
 
@@ -107,6 +178,8 @@ def measure(
     `input_means`, removal is mean ablation (what bias compensation does), else zeroing.
     Candidates of all matrices are packed into passes of `max_rows` sequences together (one
     hook per matrix present in a pass), so a sparse sample over many matrices stays cheap.
+    `reuse_prefix=False` makes the copies at the model's input (the reference the tiled
+    path is tested against).
     """
     objective = objective or objectives.get("ce")
     device = next(model.parameters()).device
@@ -119,6 +192,7 @@ def measure(
     flat = torch.cat(cands) if cands else torch.zeros(0, 2, dtype=torch.long, device=device)
     means = {m.id: None if input_means is None else input_means[m.id].to(device) for m in present}
     results = torch.zeros(flat.shape[0], dtype=torch.float64, device=device)
+    located = _layer_of(model, present) if reuse_prefix else None
     rows = passes = 0
     with frozen(model), torch.no_grad():
         base = torch.stack([_batch_objective(model, b, objective, 1)[0] for b in batches]).mean()
@@ -132,7 +206,20 @@ def measure(
                     m = present[k]
                     handles.append(m.module.register_forward_hook(_removal_hook(
                         m, factors[m.id], chunk[slots, 0], chunk[slots, 1], means[m.id], slots, n)))
-                losses = torch.stack([_batch_objective(model, b, objective, n) for b in batches])
+                tile_from = None
+                if located is not None:
+                    layers, index = located
+                    tile_from = layers[min(index[present[k].id] for k in who.unique().tolist()):]
+                try:
+                    losses = torch.stack([_batch_objective(model, b, objective, n, tile_from)
+                                          for b in batches])
+                except torch.OutOfMemoryError:
+                    raise
+                except (_NotTileable, RuntimeError, ValueError, IndexError):
+                    if tile_from is None:
+                        raise
+                    located = None  # this model's layers take no tiled inputs: the plain way
+                    losses = torch.stack([_batch_objective(model, b, objective, n) for b in batches])
             finally:
                 for h in handles:
                     h.remove()
@@ -146,16 +233,3 @@ def measure(
 def candidates_from_mask(drop: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """{id: (H, r) bool, True = candidate} -> {id: (n, 2) (head, index)} in row-major order."""
     return {i: d.nonzero() for i, d in drop.items()}
-
-
-def scatter(values: dict[str, torch.Tensor], drop: dict[str, torch.Tensor], fill: float,
-            like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Put per-candidate values back on (H, r) grids, `fill` where a direction was no candidate."""
-    out = {}
-    for i, ref in like.items():
-        grid = torch.full(ref.shape, fill, dtype=torch.float64)
-        if i in values:
-            grid[drop[i].cpu()] = values[i].double()
-        out[i] = grid
-    return out
-

@@ -173,7 +173,7 @@ class CellRunner:
             model=self.model, matrices=matrices, fraction=cell.fraction, seed=cell.seed, strategy=s,
             batches=self.batches.get((cell.task, cell.seed), []) if s.needs_calibration else [],
             spectrum=self.spectrum,
-            options={"threshold": cfg.threshold, "eval_split": task_lib.eval_split(task)},
+            options={**s.options, "threshold": cfg.threshold, "eval_split": task_lib.eval_split(task)},
             cache=self.caches.setdefault((cell.task, tuple(m.id for m in matrices), cell.seed), {}),
             evaluate=lambda split, limit: evaluate.run(self.lm, task, split, limit, self.manager).value,
         )

@@ -43,6 +43,10 @@ class Strategy:
     # True: `apply` is a variant of the spectral path that honours scorer, pruner and
     # compensate (and their CLI overrides), so rows report them as for a plain spectral one.
     spectral_options: bool = False
+    # The recipe's own knobs and their defaults ({"rounds": 4}); `apply` reads them from
+    # request.options, and `--option rounds=2` sets one for a run (the row is then labelled
+    # `eigen-iterative[rounds=2]`). Numbers must be > 0; a tuple default takes a comma list.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def spectral(self) -> bool:
@@ -51,9 +55,40 @@ class Strategy:
         return self.apply is None or self.spectral_options
 
 
+def option_value(strategy: Strategy, name: str, raw: str) -> Any:
+    """`raw` (from `--option name=raw`) as the type of the strategy's default for `name`."""
+    from harness.errors import HarnessError
+
+    default = strategy.options[name]
+    where = f"option {name} of {strategy.name}"
+    if isinstance(default, bool):
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise HarnessError(f"{where} is true or false, got '{raw}'")
+        return raw.lower() in ("true", "1", "yes")
+    cast = float if isinstance(default, float | tuple) else int if isinstance(default, int) else str
+    parts = raw.split(",") if isinstance(default, tuple) else [raw]
+    try:
+        values = [cast(part.strip()) for part in parts]
+    except ValueError:
+        kind = {float: "a number", int: "a whole number"}.get(cast, "text")
+        if isinstance(default, tuple):
+            kind = f"a comma list of {kind.split(' ', 1)[1]}s"
+        raise HarnessError(f"{where} must be {kind}, got '{raw}'") from None
+    if cast is not str and any(not v > 0 for v in values):
+        raise HarnessError(f"{where} must be > 0, got '{raw}'")
+    return tuple(values) if isinstance(default, tuple) else values[0]
+
+
 def variant_name(recipe: str, changed: dict[str, Any]) -> str:
     """The name of a recipe some options changed: `eigen[objective=margin;scorer=gradient]`."""
-    return f"{recipe}[{';'.join(f'{k}={v}' for k, v in changed.items())}]"
+    return f"{recipe}[{';'.join(f'{k}={option_text(v)}' for k, v in changed.items())}]"
+
+
+def option_text(value: Any) -> str:
+    """A setting as a user types it: 1.5, 0.05,0.1 (a tuple), gradient."""
+    if isinstance(value, tuple):
+        return ",".join(option_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def recipe_name(name: str) -> str:

@@ -32,6 +32,7 @@ from harness.plugins import registry
 from harness.strategy import PruneRequest, Strategy
 
 DEFAULT_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+OPTIONS = {"search_limit": 64, "budget_grid": DEFAULT_GRID}  # --option search_limit=32
 
 
 def search_grid(cap: float, grid=DEFAULT_GRID) -> list[float]:
@@ -100,9 +101,10 @@ def register_strategies(register):
     register(Strategy("eigen-budget", "eigen with the fraction searched per run on 64 held-out examples "
                       "(0 up to the given fraction, which is the cap); test only at the choice",
                       matrices="k", scorer="attribution", fraction=0.3, apply=budget_apply,
-                      spectral_options=True))
+                      spectral_options=True, options=dict(OPTIONS)))
     register(Strategy("eigen-budget-kinds", "eigen-budget over every matrix kind: which kind "
                       "(q, k, v, o, mlp_in, mlp_out) and what fraction of it, both searched on 64 "
                       "held-out examples; scores over all matrices computed once",
                       matrices="all", scorer="attribution", fraction=0.3,
-                      apply=lambda request: budget_apply(request, by_kind=True), spectral_options=True))
+                      apply=lambda request: budget_apply(request, by_kind=True), spectral_options=True,
+                      options=dict(OPTIONS)))

@@ -94,4 +94,4 @@ def iterative_apply(request: PruneRequest) -> Edit:
 def register_strategies(register):
     register(Strategy("eigen-iterative", "eigen in 4 rounds of equal budget, re-scoring the pruned model "
                       "before each round", matrices="k", scorer="attribution", apply=iterative_apply,
-                      spectral_options=True))
+                      spectral_options=True, options={"rounds": 4}))

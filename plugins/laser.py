@@ -53,4 +53,5 @@ def laser_apply(request: PruneRequest) -> Edit:
 def register_strategies(register):
     register(Strategy("laser", "LASER: one MLP-input matrix replaced by a rank-reduced copy; matrix "
                       "searched on held-out data", matrices="mlp_in", fraction=0.9,
-                      needs_calibration=False, seeded=False, apply=laser_apply, baseline=True))
+                      needs_calibration=False, seeded=False, apply=laser_apply, baseline=True,
+                      options={"search_limit": 64}))

@@ -181,3 +181,45 @@ def test_seed_free_cells_are_shared_by_sweeps_with_other_seeds(tiny_dir, tmp_pat
     assert len(df) == 4 and set(df.seed) == {0}  # one cell each, recorded as seed 0
     again = bench(*common, "--seed", "0")
     assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_option_sets_a_strategys_knob_and_labels_its_rows(tiny_dir, tmp_path):
+    out = tmp_path / "results.csv"
+    result = bench("--model", str(tiny_dir), "--output", str(out), "--task", "int_mult",
+                   "--strategy", "eigen-verified,eigen", "--fraction", "0.1", "--limit", "4",
+                   "--select-on", "none", "--calibration-size", "8", "--calibration-batch-size", "4",
+                   "--option", "verify_multiple=2", "--option", "verify_examples=3",
+                   "--option", "verify_rows=128", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out)
+    # verify_rows=128 is the default: it changes nothing and is not in the label; eigen has no
+    # such options and keeps its name
+    assert sorted(df.strategy) == ["eigen", "eigen-verified[verify_examples=3;verify_multiple=2]"]
+    import json
+
+    details = json.loads(df[df.strategy != "eigen"].details.iloc[0])
+    n_total = int(df.n_total.iloc[0])
+    assert details["shortlist"] == int(0.2 * n_total) and details["verify_examples"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "eigen-verified", "--option", "verify_multiply=2"],
+     "no strategy given (eigen-verified) has option 'verify_multiply'; choose from: "
+     "verify_examples, verify_multiple, verify_rows"),
+    (["--strategy", "eigen", "--option", "rounds=2"],
+     "no strategy given (eigen) has option 'rounds'; they take no options"),
+    (["--strategy", "eigen-iterative", "--option", "rounds=two"],
+     "option rounds of eigen-iterative must be a whole number, got 'two'"),
+    (["--strategy", "eigen-iterative", "--option", "rounds=0"],
+     "option rounds of eigen-iterative must be > 0, got '0'"),
+    (["--strategy", "eigen-budget", "--option", "budget_grid=0.1,x"],
+     "option budget_grid of eigen-budget must be a comma list of numbers, got '0.1,x'"),
+    (["--strategy", "eigen-iterative", "--option", "rounds"],
+     "--option 'rounds' is not NAME=VALUE (e.g. --option rounds=2)"),
+])
+def test_bad_options_are_one_line_before_the_model_loads(tmp_path, args, message):
+    missing = tmp_path / "no-model-here"  # never loaded: the options fail first
+    result = CliRunner().invoke(cli, ["bench", "--model", str(missing), "--output",
+                                      str(tmp_path / "r.csv"), *args])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {message}"]

@@ -82,6 +82,50 @@ def test_batched_removal_measures_what_pruning_each_direction_alone_does(family,
     assert got.passes == math.ceil(5 * len(matrices) / 2) * len(batches)
 
 
+@pytest.mark.parametrize("family", ["gpt2", "llama", "phi", "qwen2"])
+def test_copies_made_at_the_first_edited_layer_measure_what_copies_made_at_the_input_do(family):
+    """Tiling the batch at a decoder layer's inputs (hidden states, mask, rotary tables) must
+    leave every measured loss as the plain path has it, whichever layers the candidates are in,
+    and one pass of copies of the edited layer and up must not see the layers below twice."""
+    model = tiny_model(family)
+    batches = random_batches(2, batch=3)
+    matrices = selection.select(selection.candidates(model), "q,k,v,o,mlp_in,mlp_out")
+    factors = {m.id: spectral.decompose(m) for m in matrices}
+    means = ScoringContext(model, matrices, factors, batches).input_means()
+    gen = torch.Generator().manual_seed(2)
+    candidates = {m.id: torch.stack([torch.randint(0, factors[m.id].S.shape[0], (3,), generator=gen),
+                                     torch.randint(0, factors[m.id].rank, (3,), generator=gen)], 1)
+                  for m in matrices}
+    located = removal._layer_of(model, matrices)
+    assert located is not None and sorted(set(located[1].values())) == [0, 1]
+    tiled = removal.measure(model, matrices, factors, batches, candidates, means, max_rows=9)
+    plain = removal.measure(model, matrices, factors, batches, candidates, means, max_rows=9,
+                            reuse_prefix=False)
+    for m in matrices:
+        assert torch.allclose(tiled.delta[m.id], plain.delta[m.id], rtol=1e-9, atol=1e-12), m.id
+    assert tiled.base_loss == plain.base_loss
+    # candidates of layer 1 only: layer 0 runs on the base batch alone, layer 1 on 3 copies
+    upper = {m.id: c for m, c in zip(matrices, candidates.values(), strict=True) if m.layer == 1}
+    seen: dict[int, set] = {0: set(), 1: set()}
+    hooks = [located[0][i].register_forward_hook(  # what each layer put out
+        lambda mod, args, out, i=i: seen[i].add((out[0] if isinstance(out, tuple) else out).shape[0]))
+        for i in (0, 1)]
+    try:
+        removal.measure(model, matrices, factors, batches, upper, means, max_rows=9)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen == {0: {3}, 1: {3, 9}}
+
+
+def test_a_model_without_a_layer_list_is_measured_the_plain_way():
+    model = tiny_model("llama")
+    matrices = selection.select(selection.candidates(model), "k")
+    stray = torch.nn.Linear(4, 4)
+    assert removal._layer_of(model, [*matrices[:1], type(matrices[0])(
+        id="x", layer=0, kind="k", module=stray, module_name="x")]) is None
+
+
 def spectral_request(model, strategy, spec, fraction, batches, options=None, evaluate=None):
     matrices = selection.select(selection.candidates(model), spec)
     return PruneRequest(model=model, matrices=matrices, fraction=fraction, seed=0, strategy=strategy,
@@ -121,6 +165,35 @@ def test_verified_prunes_the_best_measured_of_the_scorers_shortlist():
     assert edit.details["same_as_scorer_alone"] < 1  # measurement overruled the scorer somewhere
     edit.restore()
     assert same_state(model, before)
+
+
+def test_verified_measures_each_direction_once_across_the_fractions_of_a_sweep():
+    """A sweep's fractions share the request cache: the larger shortlist measures only the
+    directions the smaller one did not, and prunes what a fresh run of it would."""
+    model = tiny_model("llama")
+    batches = random_batches(2, batch=4)
+    strategy = registry().get("strategies", "eigen-verified")
+    options = {"verify_multiple": 2, "verify_examples": 4, "verify_rows": 12}
+    shared: dict = {}
+
+    def run(fraction, cache):
+        req = spectral_request(model, strategy, "k,mlp_out", fraction, batches, options)
+        req.cache = cache
+        edit = strategy.apply(req)
+        edit.restore()
+        return edit
+
+    small, large = run(0.05, shared), run(0.15, shared)
+    fresh = run(0.15, {})
+    assert small.details["measured_now"] == small.details["shortlist"]
+    assert large.details["measured_now"] == large.details["shortlist"] - small.details["shortlist"] > 0
+    assert fresh.details["measured_now"] == large.details["shortlist"]
+    assert large.details["measure_rows"] == large.details["measured_now"] * 4
+    assert all(torch.equal(large.masks[i], fresh.masks[i]) for i in fresh.masks)
+    assert large.details["base_loss"] == fresh.details["base_loss"]
+    again = run(0.15, shared)  # --test-on chosen applies the chosen fraction again: no new work
+    assert again.details["measured_now"] == 0 and again.details["measure_rows"] == 0
+    assert all(torch.equal(again.masks[i], fresh.masks[i]) for i in fresh.masks)
 
 
 @pytest.mark.parametrize("compensate", [True, False])
