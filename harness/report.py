@@ -145,14 +145,20 @@ def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFram
     return chosen.reset_index(drop=True).join(pd.DataFrame(out))
 
 
-def against_method(chosen: pd.DataFrame, reference: str = "eigen") -> pd.DataFrame:
+def against_method(chosen: pd.DataFrame, reference: str = "eigen",
+                   df: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each chosen test row against `reference`'s chosen row of the same model, task and seed
     (its first seed where it lacks that one), each at its own validation-chosen fraction: do
-    the new methods beat the paper's, as a user would run both? A paired p on the same examples."""
+    the new methods beat the paper's, as a user would run both? A paired p on the same examples.
+    A row run at a fixed fraction (--select-on none) where the reference was chosen on
+    validation is set against the reference's test row at that same fraction, from `df`."""
     out = []
     for r in chosen.itertuples():
         pool = chosen[(chosen.model == r.model) & (chosen.task == r.task)
                       & (chosen.strategy == reference) & (chosen.chosen_on == r.chosen_on)]
+        if pool.empty and r.chosen_on == "none" and df is not None:
+            pool = df[(df.split == "test") & (df.model == r.model) & (df.task == r.task)
+                      & (df.strategy == reference) & (df.fraction == r.fraction)]
         if r.strategy == reference or pool.empty or r.fraction == 0:
             out.append({f"{reference}_value": np.nan, f"p_vs_{reference}": np.nan})
             continue
@@ -173,7 +179,7 @@ def seeds_vs_random(df: pd.DataFrame, g: pd.DataFrame, reference: str = "random-
 
 
 def table(df: pd.DataFrame) -> pd.DataFrame:
-    chosen = against_method(against_best_baseline(df, choose(df)))
+    chosen = against_method(against_best_baseline(df, choose(df)), df=df)
     setting = np.where(chosen.chosen_on == "none", chosen.fraction.astype(str), "chosen")
     chosen = chosen.assign(setting=setting)
     baselines = baseline_names(set(df.strategy))
@@ -210,10 +216,19 @@ def verdicts(t: pd.DataFrame) -> list[str]:
     """
     lines = []
     for (model, task), g in t.groupby(["model", "task"], sort=True):
-        chosen = g[(g.role == "method") & (g.chosen_on != "none")]
-        # where a method ran at one fraction only (--select-on none), judge it there, and say so
-        methods = chosen if len(chosen) else g[g.role == "method"]
+        candidates = g[g.role == "method"]
+        chosen = candidates[candidates.chosen_on != "none"]
+        # a method run at one fixed fraction only (--select-on none) is judged there, and said
+        # so; one with several fixed fractions and no chosen row would be picked on test: not
+        # judged, unless no method was chosen on validation at all
+        fixed_rows = candidates[(candidates.chosen_on == "none") & ~candidates.strategy.isin(chosen.strategy)]
+        once = fixed_rows[fixed_rows.groupby("strategy").strategy.transform("size") == 1]
+        methods = pd.concat([chosen, once]) if len(chosen) else candidates
         fixed = "" if len(chosen) or methods.empty else " (at a fixed fraction, not chosen on validation)"
+
+        def at(r, mixed: bool = len(chosen) > 0) -> str:  # where a method's row was taken
+            return f"{r.fraction} (fixed)" if mixed and r.chosen_on == "none" else f"{r.fraction}"
+
         winners = [r for r in methods.itertuples()
                    if r.delta_vs_best_mean > 0 and r.p_vs_best_median < ALPHA
                    and not (r.p_seeds_vs_random >= ALPHA)]
@@ -227,7 +242,7 @@ def verdicts(t: pd.DataFrame) -> list[str]:
             if methods.strategy.ne("eigen").any() and (methods.strategy == "eigen").any() else "")
         if winners:
             said = "; ".join(
-                f"{r.strategy} at {r.fraction} (+{100 * r.delta_vs_best_mean:.2f} points over "
+                f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points over "
                 f"{r.best_baseline}, paired p = {r.p_vs_best_median:.3g}"
                 + ("" if np.isnan(r.p_seeds_vs_random) else
                    f", seeds vs random-sv p = {r.p_seeds_vs_random:.3g}") + ")" for r in winners)
@@ -238,7 +253,7 @@ def verdicts(t: pd.DataFrame) -> list[str]:
             best = methods.sort_values("value_mean", ascending=False).iloc[0]
             lines.append(
                 f"{model} / {task}: no method beats every baseline with p < {ALPHA}{fixed} (best method "
-                f"{best.strategy}: {100 * best.delta_vs_best_mean:+.2f} points vs "
+                f"{best.strategy} at {at(best)}: {100 * best.delta_vs_best_mean:+.2f} points vs "
                 f"{best.best_baseline or 'no baseline'} at equal budget, paired p = "
                 f"{best.p_vs_best_median:.3g}).{eigen_part}")
     return lines

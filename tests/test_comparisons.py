@@ -121,3 +121,26 @@ def test_a_method_run_at_one_fraction_is_judged_there_and_the_verdict_says_so(tm
     append(csv, rows)
     words = report.verdicts(report.table(report.load([csv])))[0]
     assert "beats every baseline (at a fixed fraction, not chosen on validation): eigen at 0.2" in words
+
+
+def test_methods_run_at_one_fixed_fraction_are_judged_beside_chosen_ones_and_paired_with_eigen(tmp_path):
+    """eigen chosen on validation (one fraction run), a new method at that fraction with
+    --select-on none: it is paired with eigen's row at the same fraction and enters the
+    verdict, marked fixed; a method with two fixed fractions and no choice does not (its best
+    would be picked on test)."""
+    csv = tmp_path / "results.csv"
+    rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
+    rows += cell(csv, "eigen", 0.2, 0, 90, 100, "e") + cell(csv, "eigen", 0.3, 0, 80, 90, "e3")
+    rows += cell(csv, "random-sv", 0.2, 0, 60, 60, "r")
+    rows += [r for r in cell(csv, "eigen-new", 0.2, 0, 0, 170, "n") if r.split == "test"]
+    rows += [r for r in cell(csv, "eigen-twice", 0.2, 0, 0, 190, "t2") if r.split == "test"]
+    rows += [r for r in cell(csv, "eigen-twice", 0.3, 0, 0, 195, "t3") if r.split == "test"]
+    append(csv, rows)
+    t = report.table(report.load([csv]))
+    new = t[t.strategy == "eigen-new"].iloc[0]
+    assert new.chosen_on == "none" and new.delta_vs_eigen_mean == pytest.approx(70 / N)
+    assert new.p_vs_eigen_median == pytest.approx(mcnemar_exact(np.arange(N) < 100, np.arange(N) < 170))
+    words = report.verdicts(t)[0]
+    assert "eigen-new at 0.2 (fixed) (+55.00 points over random-sv" in words
+    assert "eigen-twice" not in words
+    assert "eigen-new is better (+35.00 points" in words  # vs eigen's chosen row (0.2, 100 right)
