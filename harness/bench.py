@@ -144,10 +144,13 @@ def eval_splits(task, select_on: str) -> list[str]:
     return [final]
 
 
-def tests_chosen_only(cfg: BenchConfig, splits: list[str]) -> bool:
+def tests_chosen_only(cfg: BenchConfig, splits: list[str], strategy: Strategy) -> bool:
     """With --test-on chosen and a task that has validation and test: each (strategy, seed)
-    unit evaluates validation for every fraction and test for the one validation picks."""
-    return cfg.test_on == "chosen" and splits == ["validation", "test"]
+    unit evaluates validation for every fraction and test for the one validation picks.
+    Baselines are tested at every fraction all the same: the board sets each method against
+    the best baseline at the method's own chosen budget, which a baseline tested only at its
+    own choice would leave without a partner."""
+    return cfg.test_on == "chosen" and splits == ["validation", "test"] and not strategy.baseline
 
 
 def pick(results: list[tuple[float, float]]) -> int:
@@ -347,14 +350,14 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
         keyed = [(s, seed, fraction, leaderboard.config_hash(cell_config(cfg, task_name, s, seed, fraction)))
                  for s, seed, fraction in grid]
         finished = {key for *_, key in keyed if all((key, sp) in done for sp in splits)}
-        if tests_chosen_only(cfg, splits):
-            # --test-on chosen: a (strategy, seed) is done once every fraction has its validation
-            # row and one has a test row; until then all its fractions run again (the rows
-            # already in are kept), so the pick always sees the whole unit
-            groups: dict[tuple, list[str]] = {}
-            for s, seed, _, key in keyed:
-                if s.uses_fraction:
-                    groups.setdefault((s.name, seed), []).append(key)
+        # --test-on chosen: a (strategy, seed) is done once every fraction has its validation
+        # row and one has a test row; until then all its fractions run again (the rows
+        # already in are kept), so the pick always sees the whole unit
+        groups: dict[tuple, list[str]] = {}
+        for s, seed, _, key in keyed:
+            if s.uses_fraction and tests_chosen_only(cfg, splits, s):
+                groups.setdefault((s.name, seed), []).append(key)
+        if groups:
             finished -= {k for ks in groups.values() for k in ks}
             finished |= {k for ks in groups.values() for k in ks
                          if all((x, "validation") in done for x in ks)

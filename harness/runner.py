@@ -109,7 +109,8 @@ class CellRunner:
                 event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
             yield event
             return
-        if tests_chosen_only(self.cfg, eval_splits(self.tasks[job.task], self.cfg.select_on)):
+        splits = eval_splits(self.tasks[job.task], self.cfg.select_on)
+        if tests_chosen_only(self.cfg, splits, self.strategies[job.cells[0].strategy]):
             yield from self.run_chosen(job.cells)
             return
         for cell in job.cells:

@@ -112,19 +112,22 @@ def test_test_on_chosen_gives_the_leaderboard_of_test_on_all(tiny_dir, tmp_path,
     evaluations.clear()
     chosen = bench(*grid, "--output", str(tmp_path / "chosen.csv"), "--test-on", "chosen")
     assert chosen.exit_code == 0, chosen.output
-    # pruned cells: 2 strategies x 2 seeds x 3 fractions; `all` tests each, `chosen` one per unit
+    # pruned cells: 2 strategies x 2 seeds x 3 fractions; `all` tests each, `chosen` one per
+    # unit of the method (eigen) and every fraction of the baseline (random-sv), which the
+    # board sets against eigen at eigen's chosen budget
     assert n_all - 2 == 12 * 2  # baseline: 2 (the cache serves it to the second run)
     assert [s for s, _ in evaluations].count("validation") == 12
-    assert [s for s, _ in evaluations].count("test") == 4
+    assert [s for s, _ in evaluations].count("test") == 2 + 6
     a, c = (report.load([tmp_path / f"{n}.csv"]) for n in ("all", "chosen"))
-    assert len(c[c.split == "validation"]) == 13 and len(c[c.split == "test"]) == 5
+    assert len(c[c.split == "validation"]) == 13 and len(c[c.split == "test"]) == 1 + 2 + 6
     pa, pc = report.choose(a), report.choose(c)
     cols = ["strategy", "seed", "fraction", "value", "delta", "p_value", "nll", "config_hash",
             "validation_value"]
     pd.testing.assert_frame_equal(pa[cols].reset_index(drop=True), pc[cols].reset_index(drop=True))
     ta, tc = report.table(a), report.table(c)
     same = ["strategy", "fraction", "chosen_on", "value_mean", "value_std", "delta_mean",
-            "p_value_median", "nll_mean", "nll_delta_mean", "seeds", "n", "n_pruned"]
+            "p_value_median", "nll_mean", "nll_delta_mean", "seeds", "n", "n_pruned",
+            "best_baseline", "delta_vs_best_mean", "p_vs_best_median"]
     pd.testing.assert_frame_equal(ta[same].reset_index(drop=True), tc[same].reset_index(drop=True))
     # a re-run has nothing to do; a unit whose test row is lost is redone, test row included
     again = bench(*grid, "--output", str(tmp_path / "chosen.csv"), "--test-on", "chosen")
