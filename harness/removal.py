@@ -201,7 +201,8 @@ def measure(
             n = chunk.shape[0]
             handles = []
             try:
-                for k in who.unique().tolist():  # the few matrices this chunk touches
+                touched = who.unique().tolist()  # the few matrices this chunk touches
+                for k in touched:
                     slots = (who == k).nonzero()[:, 0]
                     m = present[k]
                     handles.append(m.module.register_forward_hook(_removal_hook(
@@ -209,13 +210,13 @@ def measure(
                 tile_from = None
                 if located is not None:
                     layers, index = located
-                    tile_from = layers[min(index[present[k].id] for k in who.unique().tolist()):]
+                    tile_from = layers[min(index[present[k].id] for k in touched):]
                 try:
                     losses = torch.stack([_batch_objective(model, b, objective, n, tile_from)
                                           for b in batches])
                 except torch.OutOfMemoryError:
                     raise
-                except (_NotTileable, RuntimeError, ValueError, IndexError):
+                except (_NotTileable, RuntimeError, ValueError, IndexError, TypeError):
                     if tile_from is None:
                         raise
                     located = None  # this model's layers take no tiled inputs: the plain way
