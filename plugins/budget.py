@@ -53,7 +53,7 @@ def budget_apply(request: PruneRequest, by_kind: bool = False) -> Edit:
     if request.evaluate is None:
         raise HarnessError("eigen-budget searches the fraction on held-out data and needs an evaluator")
     strategy = request.strategy
-    limit = request.options.get("search_limit") or 64
+    limit = request.options.get("search_limit") or OPTIONS["search_limit"]
     split = request.search_split()
     grid = search_grid(request.fraction, request.options.get("budget_grid") or DEFAULT_GRID)
     pruner = registry().get("pruners", strategy.pruner)

@@ -26,6 +26,8 @@ from harness.plugins import registry
 from harness.scoring import ScoringContext
 from harness.strategy import PruneRequest, Strategy
 
+ROUNDS = 4  # the default; --option rounds=N
+
 
 def _undo_all(edits: list[Edit]):
     def restore() -> None:
@@ -38,7 +40,7 @@ def _undo_all(edits: list[Edit]):
 def iterative_apply(request: PruneRequest) -> Edit:
     strategy = request.strategy
     rounds = request.options.get("rounds")
-    rounds = 4 if rounds is None else int(rounds)
+    rounds = ROUNDS if rounds is None else int(rounds)
     if rounds < 1:
         raise HarnessError(f"option rounds must be >= 1, got {rounds}")
     reg = registry()
@@ -94,4 +96,4 @@ def iterative_apply(request: PruneRequest) -> Edit:
 def register_strategies(register):
     register(Strategy("eigen-iterative", "eigen in 4 rounds of equal budget, re-scoring the pruned model "
                       "before each round", matrices="k", scorer="attribution", apply=iterative_apply,
-                      spectral_options=True, options={"rounds": 4}))
+                      spectral_options=True, options={"rounds": ROUNDS}))

@@ -19,6 +19,8 @@ from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.strategy import PruneRequest, Strategy
 
+SEARCH_LIMIT = 64  # held-out examples per trial; --option search_limit=N
+
 
 def truncate(request: PruneRequest, matrix) -> Edit:
     f = request.factors()[matrix.id]
@@ -31,7 +33,7 @@ def truncate(request: PruneRequest, matrix) -> Edit:
 def laser_apply(request: PruneRequest) -> Edit:
     if request.evaluate is None:
         raise HarnessError("laser searches on the validation split and needs an evaluator")
-    limit = request.options.get("search_limit") or 64
+    limit = request.options.get("search_limit") or SEARCH_LIMIT
     split = request.search_split()
     trials = []
     for matrix in request.matrices:
@@ -54,4 +56,4 @@ def register_strategies(register):
     register(Strategy("laser", "LASER: one MLP-input matrix replaced by a rank-reduced copy; matrix "
                       "searched on held-out data", matrices="mlp_in", fraction=0.9,
                       needs_calibration=False, seeded=False, apply=laser_apply, baseline=True,
-                      options={"search_limit": 64}))
+                      options={"search_limit": SEARCH_LIMIT}))
