@@ -192,10 +192,14 @@ def command(group: pd.DataFrame) -> str:
     """The `harness bench` line that reruns every cell behind a table row (the whole sweep the
     fraction was chosen from). The recipe is spelt out even where it is the strategy's default,
     so the line still means the same run if a default changes later."""
+    from harness.strategy import recipe_name, variant_settings
+
     first = group.iloc[0]
     parts = ["harness", "bench"]
-    for key in ("model", "task", "strategy"):
+    for key in ("model", "task"):
         parts += [f"--{key}", str(first.get(key, ""))]
+    name = str(first.get("strategy", ""))
+    parts += ["--strategy", recipe_name(name)]  # a variant's label is made by its flags below
     fractions = sorted({f for f in (_number(v) for v in group.get("fraction", [])) if f is not None})
     spectral_or_pruned = _present(first.get("matrices")) or any(f > 0 for f in fractions)
     if spectral_or_pruned and fractions:
@@ -218,6 +222,11 @@ def command(group: pd.DataFrame) -> str:
         if column in group and _present(first.get(column)):
             value = first[column]
             parts += [option, _exact(value) if isinstance(value, float) else str(value)]
+    for key, value in variant_settings(name).items():  # columns above spell the recipe's fields
+        if key == "objective":
+            parts += ["--objective", value]
+        elif key not in ("matrices", "scorer", "pruner", "compensate"):
+            parts += ["--option", f"{key}={value}"]
     if "split" in group and not (group["split"].astype(str) == "validation").any():
         parts += ["--select-on", "none"]
     return " ".join(shlex.quote(p) for p in parts)

@@ -61,6 +61,7 @@ class Row:
     model_hash: str = ""  # sha256 of the loaded weights, bit for bit (first 12 hex digits)
     svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
     objective: str = ""  # what a spectral strategy's scores estimate (ce, margin, ...)
+    calibration_batch_size: int = 16  # in the cell's config hash, so a row's command must give it
 
 
 COLUMNS = [f.name for f in fields(Row)]

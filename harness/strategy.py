@@ -96,6 +96,12 @@ def recipe_name(name: str) -> str:
     return name.split("[", 1)[0]
 
 
+def variant_settings(name: str) -> dict[str, str]:
+    """What `variant_name` put in the brackets, as text: `{"objective": "margin"}`."""
+    inside = name[len(recipe_name(name)) + 1 : -1] if name.endswith("]") and "[" in name else ""
+    return dict(part.split("=", 1) for part in inside.split(";") if "=" in part)
+
+
 @dataclass
 class PruneRequest:
     """Everything a strategy may use for one cell of the grid.

@@ -79,8 +79,10 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
     from harness.cli import split_list
 
     reference = Path(__file__).parent.parent / "leaderboard" / "reference"
-    rows = report.load([reference / "arithmetic.csv", reference / "superglue.csv"])
+    rows = report.load([reference / f"{name}.csv" for name in
+                        ("arithmetic", "superglue", "qwen_arithmetic", "qwen_superglue")])
     table = report.table(rows)
+    assert table.strategy.str.contains("[", regex=False).any()  # variants (--option) are covered
     for _, entry in table.iterrows():
         cells = board_html._group_rows(rows, entry)
         kw = bench_cmd.make_context("bench", shlex.split(board_html.command(cells))[2:]).params
@@ -90,7 +92,8 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
             limit=kw["limit"], select_on=kw["select_on"], calibration_size=kw["calibration_size"],
             calibration_batch_size=kw["calibration_batch_size"], matrices=kw["matrices"],
             layers=kw["layers"], scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
-            threshold=kw["threshold"], dtype=kw["dtype"])
+            threshold=kw["threshold"], dtype=kw["dtype"], objective=kw["objective"],
+            options=dict(o.split("=", 1) for o in kw["options"]))
         grid = bench.grid_keys(cfg, cfg.tasks, bench.resolve_strategies(cfg))
         assert grid == set(cells.config_hash), board_html.command(cells)
 

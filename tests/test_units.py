@@ -100,7 +100,9 @@ def test_leaderboard_append_is_atomic_and_keeps_rows(tmp_path, monkeypatch):
         leaderboard.append(path, [_row(config_hash="c")])
     df = pd.read_csv(path)
     assert list(df.config_hash) == ["a", "b"] and list(df.columns) == leaderboard.COLUMNS
-    assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]  # no temp file left behind
+    # no temp file left behind (the lock file stays: removing it could let a waiting writer
+    # lock a file no one else sees)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.csv.lock"]
 
 
 def test_parse_layers():
@@ -147,3 +149,15 @@ def test_a_second_ctrl_c_exits_at_once(monkeypatch):
     assert exits == []
     cli._interrupt_twice_to_force(2, None)
     assert exits == [130]
+
+
+def test_variant_names_give_back_their_settings():
+    from harness.strategy import recipe_name, variant_name, variant_settings
+
+    settings = {"objective": "margin", "verify_multiple": 1.5, "budget_grid": (0.1, 0.2)}
+    name = variant_name("eigen-verified", settings)
+    assert name == "eigen-verified[objective=margin;verify_multiple=1.5;budget_grid=0.1,0.2]"
+    assert recipe_name(name) == "eigen-verified"
+    assert variant_settings(name) == {"objective": "margin", "verify_multiple": "1.5",
+                                      "budget_grid": "0.1,0.2"}
+    assert variant_settings("eigen") == {}
