@@ -144,3 +144,23 @@ def test_methods_run_at_one_fixed_fraction_are_judged_beside_chosen_ones_and_pai
     assert "eigen-new at 0.2 (fixed) (+55.00 points over random-sv" in words
     assert "eigen-twice" not in words
     assert "eigen-new is better (+35.00 points" in words  # vs eigen's chosen row (0.2, 100 right)
+
+
+def test_one_seed_against_several_random_draws_is_not_a_win_yet(tmp_path):
+    """Seed for seed above the best baseline, but a single seed cannot be set against random-sv's
+    seed distribution: the verdict names it as one to replicate, not as a win, while a method
+    whose two seeds do the same is judged across seeds."""
+    csv = tmp_path / "results.csv"
+    rows = [r for r in cell(csv, "none", 0.0, 0, 50, 50, "none") if r.split == "test"]
+    rows += [r for r in cell(csv, "random-sv", 0.2, 0, 0, 60, "r0") if r.split == "test"]
+    rows += [r for r in cell(csv, "random-sv", 0.2, 1, 0, 70, "r1") if r.split == "test"]
+    rows += [r for r in cell(csv, "eigen-once", 0.2, 0, 0, 150, "o") if r.split == "test"]
+    append(csv, rows)
+    t = report.table(report.load([csv]))
+    once = t[t.strategy == "eigen-once"].iloc[0]
+    assert once.seeds == 1 and once.random_sv_seeds == 2 and once.p_vs_best_median < 0.05
+    words = report.verdicts(t)[0]
+    assert "no method beats every baseline" in words
+    # random-sv's mean over its two seeds is 65 right: +42.5 points
+    assert "not judged across seeds (replicate them): eigen-once at 0.2 (+42.50 points" in words
+    assert "1 seed vs 2" in words
