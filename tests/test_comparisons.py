@@ -29,6 +29,11 @@ def cell(csv, strategy, fraction, seed, val_correct, test_correct, key):
     return out
 
 
+def only_test(csv, strategy, fraction, seed, test_correct, key):
+    """The test row of a cell run with --select-on none (no validation row)."""
+    return [r for r in cell(csv, strategy, fraction, seed, 0, test_correct, key) if r.split == "test"]
+
+
 def build(tmp_path, eigen_test: int, random_tests: list[int]) -> pd.DataFrame:
     csv = tmp_path / "results.csv"
     rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
@@ -115,9 +120,9 @@ def test_new_methods_are_paired_with_eigen_seed_by_seed_at_their_own_fractions(t
 
 def test_a_method_run_at_one_fraction_is_judged_there_and_the_verdict_says_so(tmp_path):
     csv = tmp_path / "results.csv"
-    rows = [r for r in cell(csv, "none", 0.0, 0, 50, 50, "none") if r.split == "test"]
-    rows += [r for r in cell(csv, "eigen", 0.2, 0, 0, 120, "e") if r.split == "test"]  # --select-on none
-    rows += [r for r in cell(csv, "random-sv", 0.2, 0, 0, 60, "r") if r.split == "test"]
+    rows = only_test(csv, "none", 0.0, 0, 50, "none")
+    rows += only_test(csv, "eigen", 0.2, 0, 120, "e")  # --select-on none
+    rows += only_test(csv, "random-sv", 0.2, 0, 60, "r")
     append(csv, rows)
     words = report.verdicts(report.table(report.load([csv])))[0]
     assert "beats every baseline (at a fixed fraction, not chosen on validation): eigen at 0.2" in words
@@ -132,9 +137,9 @@ def test_methods_run_at_one_fixed_fraction_are_judged_beside_chosen_ones_and_pai
     rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
     rows += cell(csv, "eigen", 0.2, 0, 90, 100, "e") + cell(csv, "eigen", 0.3, 0, 80, 90, "e3")
     rows += cell(csv, "random-sv", 0.2, 0, 60, 60, "r")
-    rows += [r for r in cell(csv, "eigen-new", 0.2, 0, 0, 170, "n") if r.split == "test"]
-    rows += [r for r in cell(csv, "eigen-twice", 0.2, 0, 0, 190, "t2") if r.split == "test"]
-    rows += [r for r in cell(csv, "eigen-twice", 0.3, 0, 0, 195, "t3") if r.split == "test"]
+    rows += only_test(csv, "eigen-new", 0.2, 0, 170, "n")
+    rows += only_test(csv, "eigen-twice", 0.2, 0, 190, "t2")
+    rows += only_test(csv, "eigen-twice", 0.3, 0, 195, "t3")
     append(csv, rows)
     t = report.table(report.load([csv]))
     new = t[t.strategy == "eigen-new"].iloc[0]
@@ -148,13 +153,12 @@ def test_methods_run_at_one_fixed_fraction_are_judged_beside_chosen_ones_and_pai
 
 def test_one_seed_against_several_random_draws_is_not_a_win_yet(tmp_path):
     """Seed for seed above the best baseline, but a single seed cannot be set against random-sv's
-    seed distribution: the verdict names it as one to replicate, not as a win, while a method
-    whose two seeds do the same is judged across seeds."""
+    seed distribution: the verdict names it as one to replicate, not as a win."""
     csv = tmp_path / "results.csv"
-    rows = [r for r in cell(csv, "none", 0.0, 0, 50, 50, "none") if r.split == "test"]
-    rows += [r for r in cell(csv, "random-sv", 0.2, 0, 0, 60, "r0") if r.split == "test"]
-    rows += [r for r in cell(csv, "random-sv", 0.2, 1, 0, 70, "r1") if r.split == "test"]
-    rows += [r for r in cell(csv, "eigen-once", 0.2, 0, 0, 150, "o") if r.split == "test"]
+    rows = only_test(csv, "none", 0.0, 0, 50, "none")
+    rows += only_test(csv, "random-sv", 0.2, 0, 60, "r0")
+    rows += only_test(csv, "random-sv", 0.2, 1, 70, "r1")
+    rows += only_test(csv, "eigen-once", 0.2, 0, 150, "o")
     append(csv, rows)
     t = report.table(report.load([csv]))
     once = t[t.strategy == "eigen-once"].iloc[0]
