@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness import leaderboard, per_example
 from harness.errors import HarnessError, warn
-from harness.stats import paired_p_value, permutation_p_value
+from harness.stats import paired_p_value, permutation_p_value, smallest_permutation_p
 
 KEYS = ["model", "task", "strategy"]
 ALPHA = 0.05
@@ -213,7 +213,8 @@ def verdicts(t: pd.DataFrame) -> list[str]:
 
     A method must be above the best equal-budget baseline with a paired p < ALPHA (median over
     seeds), and, where random-sv was run with several seeds at its fraction, its own seeds
-    (two at least) must also differ from random-sv's seed distribution with p < ALPHA.
+    (two at least) must also differ from random-sv's seed distribution with p < ALPHA. One
+    whose seeds are too few for that test to reach ALPHA at all is named as one to replicate.
     """
     lines = []
     for (model, task), g in t.groupby(["model", "task"], sort=True):
@@ -231,9 +232,11 @@ def verdicts(t: pd.DataFrame) -> list[str]:
             return f"{r.fraction} (fixed)" if mixed and r.chosen_on == "none" else f"{r.fraction}"
 
         paired = [r for r in methods.itertuples() if r.delta_vs_best_mean > 0 and r.p_vs_best_median < ALPHA]
-        # one seed against several random-sv draws: the across-seeds test cannot be run, and a
-        # lucky draw of the method is as likely as one of random-sv: not a win until replicated
-        unreplicated = [r for r in paired if r.seeds < 2 and r.random_sv_seeds >= 2]
+        # too few seeds against several random-sv draws for the across-seeds test to reach
+        # ALPHA (one seed, or 2 against 4): a lucky draw of the method is as likely as one of
+        # random-sv, and the test could not have said otherwise: not a win until replicated
+        unreplicated = [r for r in paired if r.random_sv_seeds >= 2
+                        and smallest_permutation_p(r.seeds, r.random_sv_seeds) >= ALPHA]
         winners = [r for r in paired if r not in unreplicated and not (r.p_seeds_vs_random >= ALPHA)]
         versus_eigen = [r for r in methods.itertuples()
                         if r.delta_vs_eigen_mean > 0 and r.p_vs_eigen_median < ALPHA]
@@ -243,29 +246,36 @@ def verdicts(t: pd.DataFrame) -> list[str]:
                          f"p = {r.p_vs_eigen_median:.3g})" for r in versus_eigen)
                if versus_eigen else f"no method is better with p < {ALPHA}") + "."
             if methods.strategy.ne("eigen").any() and (methods.strategy == "eigen").any() else "")
+        pending = (" Above the best baseline seed for seed but with too few seeds against "
+                   f"random-sv's for the across-seeds test to reach p < {ALPHA}, so not judged "
+                   "across seeds (replicate them): "
+                   + "; ".join(f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points "
+                               f"over {r.best_baseline}, paired p = {r.p_vs_best_median:.3g}, "
+                               f"{_seeds(r.seeds)} vs {r.random_sv_seeds}: smallest attainable p "
+                               f"{smallest_permutation_p(r.seeds, r.random_sv_seeds):.2g})"
+                               for r in unreplicated) + "."
+                   if unreplicated else "")
         if winners:
             said = "; ".join(
                 f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points over "
                 f"{r.best_baseline}, paired p = {r.p_vs_best_median:.3g}"
                 + ("" if np.isnan(r.p_seeds_vs_random) else
                    f", seeds vs random-sv p = {r.p_seeds_vs_random:.3g}") + ")" for r in winners)
-            lines.append(f"{model} / {task}: beats every baseline{fixed}: {said}.{eigen_part}")
+            lines.append(f"{model} / {task}: beats every baseline{fixed}: {said}.{pending}{eigen_part}")
         elif methods.empty:
             lines.append(f"{model} / {task}: no method (non-baseline strategy) was run.")
         else:
             best = methods.sort_values("value_mean", ascending=False).iloc[0]
-            pending = (" Above the best baseline seed for seed but with one seed against "
-                       "random-sv's several, so not judged across seeds (replicate them): "
-                       + "; ".join(f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points "
-                                   f"over {r.best_baseline}, paired p = {r.p_vs_best_median:.3g}, "
-                                   f"1 seed vs {r.random_sv_seeds})" for r in unreplicated) + "."
-                       if unreplicated else "")
             lines.append(
                 f"{model} / {task}: no method beats every baseline with p < {ALPHA}{fixed} (best method "
                 f"{best.strategy} at {at(best)}: {100 * best.delta_vs_best_mean:+.2f} points vs "
                 f"{best.best_baseline or 'no baseline'} at equal budget, paired p = "
                 f"{best.p_vs_best_median:.3g}).{pending}{eigen_part}")
     return lines
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
 
 
 def _num(value: float, fmt: str) -> str:

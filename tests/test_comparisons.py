@@ -10,7 +10,7 @@ import pytest
 
 from harness import per_example, report
 from harness.leaderboard import Row, append
-from harness.stats import mcnemar_exact, permutation_p_value
+from harness.stats import mcnemar_exact, permutation_p_value, smallest_permutation_p
 
 N = 200
 
@@ -167,4 +167,34 @@ def test_one_seed_against_several_random_draws_is_not_a_win_yet(tmp_path):
     assert "no method beats every baseline" in words
     # random-sv's mean over its two seeds is 65 right: +42.5 points
     assert "not judged across seeds (replicate them): eigen-once at 0.2 (+42.50 points" in words
-    assert "1 seed vs 2" in words
+    assert "1 seed vs 2: smallest attainable p 1)" in words
+
+
+def test_seeds_too_few_for_the_across_seeds_test_are_named_not_failed(tmp_path):
+    """Two seeds above every one of random-sv's four, seed for seed: the permutation test of 2
+    values against 4 cannot go below 1/15, so the method is one to replicate, while three
+    seeds against four (floor 1/35) are judged, and win."""
+    csv = tmp_path / "results.csv"
+    rows = only_test(csv, "none", 0.0, 0, 50, "none")
+    for seed, right in enumerate([60, 62, 64, 66]):
+        rows += only_test(csv, "random-sv", 0.2, seed, right, f"r{seed}")
+    for seed, right in enumerate([150, 152, 154]):
+        rows += only_test(csv, "eigen-three", 0.2, seed, right, f"t{seed}")
+        if seed < 2:
+            rows += only_test(csv, "eigen-two", 0.2, seed, right + 10, f"w{seed}")
+    append(csv, rows)
+    t = report.table(report.load([csv]))
+    two = t[t.strategy == "eigen-two"].iloc[0]
+    assert two.seeds == 2 and two.random_sv_seeds == 4
+    assert two.p_seeds_vs_random == pytest.approx(1 / 15)  # the floor, and above alpha
+    words = report.verdicts(t)[0]
+    assert "beats every baseline" in words and "eigen-three at 0.2" in words
+    assert "(replicate them): eigen-two at 0.2" in words
+    assert "2 seeds vs 4: smallest attainable p 0.067)" in words
+
+
+def test_smallest_permutation_p_is_what_a_perfect_separation_gets():
+    for n, m in [(2, 2), (2, 4), (3, 4), (4, 4), (2, 8)]:
+        a, b = np.arange(n) + 100.0, np.arange(m) * 0.5
+        assert permutation_p_value(a, b) == pytest.approx(smallest_permutation_p(n, m))
+    assert smallest_permutation_p(1, 8) == 1.0
