@@ -60,7 +60,9 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "p_seeds_vs_random": ("p seeds vs random", "Permutation test of this strategy's seeds against "
                           "random-sv's seeds at the same fraction.", "p"),
     "random_sv_seeds": ("random-sv seeds", "random-sv's seeds at this strategy's fraction: with "
-                        "two or more, a method needs two seeds or more to be judged a win.", "int"),
+                        "two or more, a method needs enough seeds for the permutation test "
+                        "against them to reach p < 0.05 (3 against 4, not 2) to be judged a win.",
+                        "int"),
     "delta_vs_eigen_mean": ("Δ vs eigen", "Change against eigen's row of the same seed, each at "
                             "its own validation-chosen fraction, mean over seeds.", "delta"),
     "p_vs_eigen_median": ("p vs eigen", "Paired test against eigen's row of the same seed on the "
