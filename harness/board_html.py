@@ -59,17 +59,25 @@ KNOWN: dict[str, tuple[str, str, str]] = {
                          "same examples, median over seeds.", "p"),
     "p_seeds_vs_random": ("p seeds vs random", "Permutation test of this strategy's seeds against "
                           "random-sv's seeds at the same fraction.", "p"),
-    "random_sv_seeds": ("random-sv seeds", "random-sv's seeds at this strategy's fraction: with "
+    "random_sv_seeds": ("random-sv seeds", "random-sv's seeds at this strategy's fraction (the "
+                        "fewest, where its seeds chose several; the p is then the largest): with "
                         "two or more, a method needs enough seeds for the permutation test "
                         "against them to reach p < 0.05 (3 against 4, not 2) to be judged a win.",
                         "int"),
+    "tuned_baseline": ("best tuned baseline", "The baseline (the unpruned model included) with the "
+                       "highest mean test value at its own validation-chosen fraction: what a user "
+                       "who tuned the baseline would get.", "text"),
+    "delta_vs_tuned_mean": ("Δ vs tuned", "Change against the best tuned baseline's row of the same "
+                            "seed, mean over seeds.", "delta"),
+    "p_vs_tuned_median": ("p vs tuned", "Paired test against the best tuned baseline on the same "
+                          "examples, median over seeds; a win needs p < 0.05 here too.", "p"),
     "delta_vs_eigen_mean": ("Δ vs eigen", "Change against eigen's row of the same seed, each at "
                             "its own validation-chosen fraction, mean over seeds.", "delta"),
     "p_vs_eigen_median": ("p vs eigen", "Paired test against eigen's row of the same seed on the "
                           "same examples, median over seeds.", "p"),
 }
 DELTA_P = {"delta_vs_best_mean": "p_vs_best_median",  # a Δ is marked by its own test's p
-           "delta_vs_eigen_mean": "p_vs_eigen_median"}
+           "delta_vs_tuned_mean": "p_vs_tuned_median", "delta_vs_eigen_mean": "p_vs_eigen_median"}
 HIDDEN = {"value_std"}  # shown inside value_mean
 # columns dropped from the table when they hold one value for every row; the line above the
 # table names that value (and the value column's header names the metric and split)

@@ -198,3 +198,64 @@ def test_smallest_permutation_p_is_what_a_perfect_separation_gets():
         a, b = np.arange(n) + 100.0, np.arange(m) * 0.5
         assert permutation_p_value(a, b) == pytest.approx(smallest_permutation_p(n, m))
     assert smallest_permutation_p(1, 8) == 1.0
+
+
+def tuned_grid(csv, smallest_at_01: int) -> list:
+    """4 seeds: eigen wins validation at 0.2 and beats every baseline there; smallest-sv,
+    weak at 0.2, is chosen at 0.1 on validation, where it gets `smallest_at_01` right."""
+    rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
+    for seed in range(4):
+        rows += cell(csv, "eigen", 0.1, seed, 10, 30, f"e1{seed}")
+        rows += cell(csv, "eigen", 0.2, seed, 90, 120 + seed, f"e{seed}")
+        rows += cell(csv, "random-sv", 0.1, seed, 10, 40 + seed, f"r1{seed}")
+        rows += cell(csv, "random-sv", 0.2, seed, 10, 60 + seed, f"r{seed}")
+    rows += cell(csv, "smallest-sv", 0.1, 0, 80, smallest_at_01, "s1")
+    rows += cell(csv, "smallest-sv", 0.2, 0, 20, 70, "s2")
+    return rows
+
+
+def test_a_win_at_equal_budget_only_is_named_so(tmp_path):
+    """Above every baseline at its own fraction, but smallest-sv at the fraction it is chosen
+    at on validation does as well: a user who tuned the baseline gains nothing, so no win."""
+    csv = tmp_path / "results.csv"
+    append(csv, tuned_grid(csv, smallest_at_01=121))
+    t = report.table(report.load([csv]))
+    eigen = t[t.strategy == "eigen"].iloc[0]
+    assert eigen.fraction == "0.2" and eigen.best_baseline == "smallest-sv"
+    assert eigen.p_vs_best_median < 0.05 and eigen.p_seeds_vs_random < 0.05
+    assert eigen.tuned_baseline == "smallest-sv"  # 121 right at 0.1, beating none's 50
+    assert eigen.delta_vs_tuned_mean == pytest.approx(0.5 / N)
+    words = report.verdicts(t)[0]
+    assert "no method beats every baseline" in words
+    assert "but not above the best baseline at its own validation-chosen fraction" in words
+    assert "eigen at 0.2 (+0.25 points vs smallest-sv as tuned, paired p = 1)" in words
+    assert "| best baseline (as tuned) | Δ vs it | p vs it |" in report.markdown(t)
+    # the same grid with smallest-sv weak at its chosen fraction too: a win
+    csv2 = tmp_path / "again.csv"
+    append(csv2, tuned_grid(csv2, smallest_at_01=75))
+    t2 = report.table(report.load([csv2]))
+    assert t2[t2.strategy == "eigen"].iloc[0].tuned_baseline == "smallest-sv"
+    assert "beats every baseline: eigen at 0.2" in report.verdicts(t2)[0]
+
+
+def test_seeds_that_chose_several_fractions_face_random_sv_at_each(tmp_path):
+    """Three seeds choose 0.2 and one 0.1: the seeds are told apart from random-sv at 0.2 but
+    not at 0.1, where random-sv's draws reach as high; the larger p is the one reported."""
+    csv = tmp_path / "results.csv"
+    rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
+    for seed in range(4):
+        rows += cell(csv, "random-sv", 0.1, seed, 10, [100, 130, 160, 190][seed], f"r1{seed}")
+        rows += cell(csv, "random-sv", 0.2, seed, 10, 60 + seed, f"r{seed}")
+        rows += cell(csv, "eigen", 0.1, seed, 80 if seed == 3 else 10, 140, f"e1{seed}")
+        rows += cell(csv, "eigen", 0.2, seed, 50, 140 + seed, f"e{seed}")
+    append(csv, rows)
+    df = report.load([csv])
+    t = report.table(df)
+    eigen = t[t.strategy == "eigen"].iloc[0]
+    assert eigen.fraction == "0.1, 0.2"
+    values = np.array([140, 141, 142, 140]) / N  # seed 3 at 0.1
+    at_01 = permutation_p_value(values, np.array([100, 130, 160, 190]) / N)
+    at_02 = permutation_p_value(values, np.arange(60, 64) / N)
+    assert at_02 < 0.05 < at_01
+    assert eigen.p_seeds_vs_random == pytest.approx(at_01)
+    assert "no method beats every baseline" in report.verdicts(t)[0]
