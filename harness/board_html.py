@@ -58,7 +58,7 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "p_vs_best_median": ("p vs best", "Paired test against the best equal-budget baseline on the "
                          "same examples, median over seeds.", "p"),
     "p_seeds_vs_random": ("p seeds vs random", "Permutation test of this strategy's seeds against "
-                          "random-sv's seeds at the same fraction.", "p"),
+                          "random-sv's seeds at each fraction they chose, the largest p.", "p"),
     "random_sv_seeds": ("random-sv seeds", "random-sv's seeds at this strategy's fraction (the "
                         "fewest, where its seeds chose several; the p is then the largest): with "
                         "two or more, a method needs enough seeds for the permutation test "

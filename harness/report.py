@@ -125,6 +125,20 @@ def paired_with(r, rows: pd.DataFrame) -> tuple:
     return partner, p
 
 
+NO_PARTNER = ("", np.nan, np.nan)
+
+
+def best_paired(r, pool: pd.DataFrame) -> tuple[str, float, float]:
+    """(strategy of `pool` with the highest mean test value, that mean, r's paired p against
+    its rows); picked on test, which can only favour the one r is set against."""
+    if pool.empty:
+        return NO_PARTNER
+    means = pool.groupby("strategy").value.mean()
+    best = means.idxmax()
+    _, p = paired_with(r, pool[pool.strategy == best])
+    return best, means[best], p
+
+
 def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
     """For each chosen test row: the best other baseline at the same fraction and a paired p.
 
@@ -138,13 +152,8 @@ def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFram
     for r in chosen.itertuples():
         pool = test[(test.model == r.model) & (test.task == r.task) & (test.fraction == r.fraction)
                     & test.strategy.isin(baselines - {r.strategy})]
-        if r.fraction == 0 or pool.empty:
-            out.append({"best_baseline": "", "best_baseline_value": np.nan, "p_vs_best": np.nan})
-            continue
-        means = pool.groupby("strategy").value.mean()
-        best = means.idxmax()
-        _, p = paired_with(r, pool[pool.strategy == best])
-        out.append({"best_baseline": best, "best_baseline_value": means[best], "p_vs_best": p})
+        found = best_paired(r, pool) if r.fraction else NO_PARTNER
+        out.append(dict(zip(("best_baseline", "best_baseline_value", "p_vs_best"), found, strict=True)))
     return chosen.reset_index(drop=True).join(pd.DataFrame(out))
 
 
@@ -183,13 +192,8 @@ def against_tuned_baseline(chosen: pd.DataFrame) -> pd.DataFrame:
     out = []
     for r in chosen.itertuples():
         pool = tuned[(tuned.model == r.model) & (tuned.task == r.task) & (tuned.strategy != r.strategy)]
-        if pool.empty or r.strategy in baselines:
-            out.append({"tuned_baseline": "", "tuned_baseline_value": np.nan, "p_vs_tuned": np.nan})
-            continue
-        means = pool.groupby("strategy").value.mean()
-        best = means.idxmax()
-        _, p = paired_with(r, pool[pool.strategy == best])
-        out.append({"tuned_baseline": best, "tuned_baseline_value": means[best], "p_vs_tuned": p})
+        found = NO_PARTNER if r.strategy in baselines else best_paired(r, pool)
+        out.append(dict(zip(("tuned_baseline", "tuned_baseline_value", "p_vs_tuned"), found, strict=True)))
     return chosen.reset_index(drop=True).join(pd.DataFrame(out, index=range(len(chosen))))
 
 
