@@ -2,9 +2,10 @@
 default path (copies made at the first edited layer, rows regrouped by length) against each
 of its two savings undone (copies made at the model's input; batches forwarded padded).
 
-Prints seconds per candidate and the ratio, measured in this run, the two paths interleaved
-in every repeat so that a change in the machine's load hits both (no timing asserts
-anywhere: machines are shared and noisy). Also checks that both paths measured the same.
+Prints seconds per candidate and the ratios, measured in this run, the paths interleaved in
+every repeat so that a change in the machine's load hits all of them (no timing asserts
+anywhere: machines are shared and noisy), and how far each path's measurement is from the
+default's.
 
     python benchmarks/removal_cost.py [--model smollm2-135m] [--task int_mult] [--candidates 48]
     python benchmarks/removal_cost.py --task cb_eigen --data-dir ../shared/data/superglue

@@ -78,23 +78,25 @@ def tiny_model_dir(path: str | Path, family: str = "llama") -> Path:
     return path
 
 
+def ragged_batch(lengths: list[int], gen: torch.Generator, width: int | None = None) -> Batch:
+    """One right-padded batch of random tokens whose rows have these real lengths (padded to
+    `width`, the longest by default); the last two real tokens of each row are the targets."""
+    width = max(lengths) if width is None else width
+    ids = torch.randint(2, len(VOCAB), (len(lengths), width), generator=gen)
+    pos = torch.arange(width).expand(len(lengths), width)
+    n = torch.tensor(lengths)[:, None]
+    mask = (pos < n).long()
+    ids[mask == 0] = 0
+    labels = torch.where((pos >= n - 2) & (pos < n), ids, torch.full_like(ids, IGNORE))
+    return Batch(ids, mask, labels)
+
+
 def random_batches(n_batches: int = 2, batch: int = 3, length: int = 6, seed: int = 0) -> list[Batch]:
     """Right-padded calibration batches of random tokens (the first row padded by two); the
     last two real tokens of each row are the targets."""
     gen = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n_batches):
-        ids = torch.randint(2, len(VOCAB), (batch, length), generator=gen)
-        mask = torch.ones(batch, length, dtype=torch.long)
-        mask[0, length - 2 :] = 0
-        ids[mask == 0] = 0
-        labels = torch.full_like(ids, IGNORE)
-        n = mask.sum(1, keepdim=True)
-        pos = torch.arange(length).expand(batch, length)
-        targets = (pos >= n - 2) & (pos < n)
-        labels[targets] = ids[targets]
-        out.append(Batch(ids, mask, labels))
-    return out
+    lengths = [length - 2] + [length] * (batch - 1)
+    return [ragged_batch(lengths, gen, width=length) for _ in range(n_batches)]
 
 
 @contextmanager

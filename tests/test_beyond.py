@@ -11,11 +11,11 @@ import torch
 from conftest import random_batches, tiny_model
 
 from harness import removal, selection, spectral
-from harness.calibration import IGNORE, Batch, target_loss
+from harness.calibration import IGNORE, target_loss
 from harness.plugins import registry
 from harness.scoring import ScoringContext, frozen
 from harness.strategy import PruneRequest, spectral_apply
-from harness.testing import VOCAB
+from harness.testing import ragged_batch
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -119,21 +119,8 @@ def test_copies_made_at_the_first_edited_layer_measure_what_copies_made_at_the_i
     assert seen == {0: {3}, 1: {3, 9}}
 
 
-def ragged_batch(lengths: list[int], seed: int = 3) -> Batch:
-    """One right-padded batch whose rows have these real lengths (last two tokens the targets)."""
-    gen = torch.Generator().manual_seed(seed)
-    width = max(lengths)
-    ids = torch.randint(2, len(VOCAB), (len(lengths), width), generator=gen)
-    pos = torch.arange(width).expand(len(lengths), width)
-    n = torch.tensor(lengths)[:, None]
-    mask = (pos < n).long()
-    ids[mask == 0] = 0
-    labels = torch.where((pos >= n - 2) & (pos < n), ids, torch.full_like(ids, IGNORE))
-    return Batch(ids, mask, labels)
-
-
 def test_length_groups_cut_the_padding_and_keep_every_row_once():
-    batch = ragged_batch([3, 12, 4, 11, 3])
+    batch = ragged_batch([3, 12, 4, 11, 3], torch.Generator().manual_seed(3))
     groups = removal.length_groups(batch)
     assert [g.input_ids.shape for g in groups] == [(2, 12), (3, 4)]  # 60 padded cells -> 36
     rows = torch.cat([g.input_ids[:, :3] for g in groups])
@@ -148,7 +135,8 @@ def test_length_groups_cut_the_padding_and_keep_every_row_once():
 def test_ragged_batches_measure_what_pruning_each_direction_alone_does(family):
     """Rows forwarded in length groups pool to the loss of the padded batch they came from."""
     model = tiny_model(family)
-    batches = [ragged_batch([3, 12, 4, 11, 3]), ragged_batch([9, 2, 9], seed=4)]
+    gen = torch.Generator().manual_seed(3)
+    batches = [ragged_batch([3, 12, 4, 11, 3], gen), ragged_batch([9, 2, 9], gen)]
     matrices = selection.select(selection.candidates(model), "k,o")
     factors = {m.id: spectral.decompose(m) for m in matrices}
     means = ScoringContext(model, matrices, factors, batches).input_means()
