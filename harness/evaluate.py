@@ -69,8 +69,21 @@ def quiet_git_probe() -> None:
 # comes; it also probes with 5 forward passes per evaluation call (and, for generation, at the
 # model's full context: 64 x 2048 x vocab logits). On CPU throughput is flat from a few dozen
 # examples per batch (benchmarks/README.md, "evaluation batch size"), so a fixed size is
-# the measured choice there.
+# the measured choice there, lowered for long log-likelihood requests (below).
 CPU_BATCH_SIZE = 32
+
+# A log-likelihood batch holds its logits and their log-softmax at once: 2 x rows x length x
+# vocabulary floats, 11.7 GB for 32 of Qwen's 300-token CB prompts (a 152k vocabulary; a Qwen
+# CB eigen-verified run peaked at 20.9 GB of a 23 GB machine). On CPU "auto" caps the rows of each
+# log-likelihood call at what keeps that pair within this budget (generation keeps
+# CPU_BATCH_SIZE: it computes logits at one position a step).
+LOGITS_BUDGET = 2 * 2**30
+
+
+def rows_within(length: int, vocab: int, budget: int = LOGITS_BUDGET, cap: int = CPU_BATCH_SIZE) -> int:
+    """Rows of `length` tokens whose fp32 logits and log-softmax fit `budget` bytes (1 to `cap`)."""
+    per_row = 2 * 4 * max(1, length) * max(1, vocab)
+    return max(1, min(cap, budget // per_row))
 
 
 def resolve_batch_size(batch_size: int | str, device) -> int | str:
@@ -80,14 +93,37 @@ def resolve_batch_size(batch_size: int | str, device) -> int | str:
     return "auto" if getattr(device, "type", str(device)) == "cuda" else CPU_BATCH_SIZE
 
 
+def _logits_capped_hflm():
+    """HFLM whose log-likelihood calls batch no more rows than `rows_within` allows for the
+    call's longest request (lm-eval sorts longest first, so the first batch is the largest)."""
+    from lm_eval.models.huggingface import HFLM
+
+    class LogitsCappedHFLM(HFLM):
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+            longest = max((min(len(c) + len(k), self.max_length + 1) - 1 for _, c, k in requests),
+                          default=1)
+            head = self.model.get_output_embeddings()
+            vocab = head.weight.shape[0] if head is not None else self.model.config.vocab_size
+            fixed = self.batch_size_per_gpu
+            self.batch_size_per_gpu = min(fixed, rows_within(longest, vocab, LOGITS_BUDGET))
+            try:
+                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            finally:
+                self.batch_size_per_gpu = fixed
+
+    return LogitsCappedHFLM
+
+
 def wrap(model, tokenizer, batch_size: int | str = "auto"):
-    """The HFLM around `model`; create it once per model, before pruning."""
+    """The HFLM around `model`; create it once per model, before pruning. An explicit
+    `batch_size` is used as given; "auto" on CPU is capped per call by the logits' memory."""
     from lm_eval.models.huggingface import HFLM
 
     quiet_git_probe()
 
-    return HFLM(pretrained=model, tokenizer=tokenizer,
-                batch_size=resolve_batch_size(batch_size, model.device))
+    size = resolve_batch_size(batch_size, model.device)
+    cls = _logits_capped_hflm() if batch_size == "auto" and size != "auto" else HFLM
+    return cls(pretrained=model, tokenizer=tokenizer, batch_size=size)
 
 
 def primary_metric(task) -> str:

@@ -73,3 +73,34 @@ def test_tiny_model_bench_on_superglue(tiny_dir, tmp_path):
     assert result.exit_code == 0, result.output
     df = pd.read_csv(out)
     assert set(df.task) == {"cb_eigen", "copa_eigen", "rte_eigen"} and len(df) == 3 * 2 * 2
+
+
+def test_long_prompts_batch_within_the_logits_budget(loaded, monkeypatch):
+    """On CPU, `--batch-size auto` lowers the rows of a log-likelihood call so its logits and
+    their log-softmax fit LOGITS_BUDGET (CB's premises at a 152k vocabulary took 32 rows to
+    11.7 GB), and the answers are those of a fixed batch of 32."""
+    import numpy as np
+
+    from harness import evaluate
+    from harness.testing import char_tokenizer, tiny_model
+
+    model, tokenizer = tiny_model("llama"), char_tokenizer()
+    capped, fixed = evaluate.wrap(model, tokenizer), evaluate.wrap(model, tokenizer, 32)
+    longest = capped.max_length  # CB's premises, one character a token, are cut to the context
+    vocab = model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(evaluate, "LOGITS_BUDGET", 2 * 4 * longest * vocab * 3)  # room for 3 rows
+    rows: list[int] = []
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kwargs: rows.append((args[0] if args else kwargs["input_ids"]).shape[0]),
+        with_kwargs=True)
+    try:
+        a = evaluate.run(capped, loaded["cb_eigen"], "test", limit=8)
+        seen, rows[:] = list(rows), []
+        b = evaluate.run(fixed, loaded["cb_eigen"], "test", limit=8)
+    finally:
+        hook.remove()
+    assert max(seen) == 3 and max(rows) > 3  # 8 examples x 3 choices: capped, and not
+    assert capped.batch_size == evaluate.CPU_BATCH_SIZE  # the cap lasts one call
+    assert (a.per_example == b.per_example).all()
+    np.testing.assert_allclose(a.nll_per_example, b.nll_per_example, rtol=1e-9)
+    assert evaluate.rows_within(300, 151936) == 5 and evaluate.rows_within(10, 100) == 32
