@@ -80,10 +80,11 @@ CPU_BATCH_SIZE = 32
 LOGITS_BUDGET = 2 * 2**30
 
 
-def rows_within(length: int, vocab: int, budget: int = LOGITS_BUDGET, cap: int = CPU_BATCH_SIZE) -> int:
-    """Rows of `length` tokens whose fp32 logits and log-softmax fit `budget` bytes (1 to `cap`)."""
+def rows_within(length: int, vocab: int, cap: int = CPU_BATCH_SIZE) -> int:
+    """Rows of `length` tokens whose fp32 logits and log-softmax fit LOGITS_BUDGET bytes (1 to
+    `cap`); the budget is read at call time, so a test or a user can lower it."""
     per_row = 2 * 4 * max(1, length) * max(1, vocab)
-    return max(1, min(cap, budget // per_row))
+    return max(1, min(cap, LOGITS_BUDGET // per_row))
 
 
 def resolve_batch_size(batch_size: int | str, device) -> int | str:
@@ -105,7 +106,7 @@ def _logits_capped_hflm():
             head = self.model.get_output_embeddings()
             vocab = head.weight.shape[0] if head is not None else self.model.config.vocab_size
             fixed = self.batch_size_per_gpu
-            self.batch_size_per_gpu = min(fixed, rows_within(longest, vocab, LOGITS_BUDGET))
+            self.batch_size_per_gpu = rows_within(longest, vocab, cap=fixed)
             try:
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             finally:

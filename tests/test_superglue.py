@@ -84,6 +84,7 @@ def test_long_prompts_batch_within_the_logits_budget(loaded, monkeypatch):
     from harness import evaluate
     from harness.testing import char_tokenizer, tiny_model
 
+    assert evaluate.rows_within(300, 151936) == 5 and evaluate.rows_within(10, 100) == 32  # 2 GiB
     model, tokenizer = tiny_model("llama"), char_tokenizer()
     capped, fixed = evaluate.wrap(model, tokenizer), evaluate.wrap(model, tokenizer, 32)
     longest = capped.max_length  # CB's premises, one character a token, are cut to the context
@@ -103,4 +104,3 @@ def test_long_prompts_batch_within_the_logits_budget(loaded, monkeypatch):
     assert capped.batch_size == evaluate.CPU_BATCH_SIZE  # the cap lasts one call
     assert (a.per_example == b.per_example).all()
     np.testing.assert_allclose(a.nll_per_example, b.nll_per_example, rtol=1e-9)
-    assert evaluate.rows_within(300, 151936) == 5 and evaluate.rows_within(10, 100) == 32
