@@ -366,7 +366,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
         for s, seed, fraction, key in keyed:
             if key in finished:
                 progress.update(1)
-            elif s.uses_fraction:
+            elif s.uses_fraction or s.answerer is not None:  # (a model-free reference: a cell)
                 todo.append(Cell(task_name, s.name, seed, fraction, key))
             else:
                 driver.baseline_cells.setdefault(task_name, []).append((s, seed, fraction, key))

@@ -32,7 +32,8 @@ SIGNIFICANT = 0.05
 KNOWN: dict[str, tuple[str, str, str]] = {
     "model": ("model", "Model name, directory or hub id.", "text"),
     "task": ("task", "Task; the table reports its test split.", "text"),
-    "strategy": ("strategy", "Pruning strategy; none is the unpruned model.", "text"),
+    "strategy": ("strategy", "Pruning strategy; none is the unpruned model, majority the training "
+                 "split's most common answer given to every example (no model).", "text"),
     "fraction": ("fraction", "Pruning budget: the fraction chosen on the validation split, one per "
                  "seed (or the fraction run, where nothing was chosen).", "fraction"),
     "chosen_on": ("chosen on", "Split the fraction was chosen on; none: every fraction is its own row.",
@@ -64,7 +65,8 @@ KNOWN: dict[str, tuple[str, str, str]] = {
                         "two or more, a method needs enough seeds for the permutation test "
                         "against them to reach p < 0.05 (3 against 4, not 2) to be judged a win.",
                         "int"),
-    "tuned_baseline": ("best tuned baseline", "The baseline (the unpruned model included) with the "
+    "tuned_baseline": ("best tuned baseline", "The baseline (the unpruned model and the majority "
+                       "answer included) with the "
                        "highest mean test value at its own validation-chosen fraction: what a user "
                        "who tuned the baseline would get.", "text"),
     "delta_vs_tuned_mean": ("Δ vs tuned", "Change against the best tuned baseline's row of the same "
@@ -335,7 +337,8 @@ def _image(path: Path, caption: str) -> str:
 
 CAPTIONS = {
     "accuracy_vs_fraction.png": "Test value against the fraction pruned, mean ± std over seeds per "
-                                "strategy; dashed: the unpruned model. Click to enlarge.",
+                                "strategy; dashed: the unpruned model, dotted: the majority answer. Click to "
+                                "enlarge.",
     "eigen_heatmap.png": "Where eigen pruned: share of singular values removed per layer and head, "
                          "at the fraction chosen on validation. Click to enlarge.",
 }

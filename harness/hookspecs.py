@@ -101,7 +101,8 @@ def register_strategies(register):
     Call ``register(harness.strategy.Strategy(...))``. A spectral strategy names a selector,
     a scorer and a pruner and lets the core do the SVD path; a strategy that does not work
     on singular values (magnitude pruning, LASER, the unpruned baseline) passes its own
-    ``apply(request) -> Edit`` and the core only evaluates and restores.
+    ``apply(request) -> Edit`` and the core only evaluates and restores; a reference that
+    needs no model (the majority answer) passes ``answerer(task) -> lm_eval LM`` instead.
     """
 
 

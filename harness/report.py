@@ -30,8 +30,8 @@ from harness.stats import paired_p_value, permutation_p_value, smallest_permutat
 KEYS = ["model", "task", "strategy"]
 ALPHA = 0.05
 # used when the plugin that defined a strategy is not installed where the board is built
-KNOWN_BASELINES = {"none", "random-sv", "random-sv-nocomp", "smallest-sv", "smallest-sv-comp",
-                   "magnitude", "laser"}
+KNOWN_BASELINES = {"none", "majority", "random-sv", "random-sv-nocomp", "smallest-sv",
+                   "smallest-sv-comp", "magnitude", "laser"}
 
 
 def baseline_names(strategies) -> set[str]:
@@ -381,11 +381,13 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
     models = sorted(set(df.model))
     panels = [(m, q) for m in models for q in ("value", "nll")]
     width = max(4.6 * len(tasks), 7.0)
-    strategies = sorted(set(df.strategy) - {"none"})
+    # budget-free references (the unpruned model, the majority answer) are lines across
+    refs = {s for s, g in df.groupby("strategy") if (g.fraction == 0).all()}
+    strategies = sorted(set(df.strategy) - refs)
     palette = plt.get_cmap("tab20" if len(strategies) > 10 else "tab10")
     colour = {s: palette(i % palette.N) for i, s in enumerate(strategies)}  # same in every panel
-    ncol = max(1, min(len(strategies) + 1, int(width / 1.7)))
-    legend_rows = -(-(len(strategies) + 1) // ncol)
+    ncol = max(1, min(len(strategies) + len(refs), int(width / 1.7)))
+    legend_rows = -(-(len(strategies) + len(refs)) // ncol)
     height = 3.4 * len(panels) + 0.3 * legend_rows
     fig, axes = plt.subplots(len(panels), len(tasks), figsize=(width, height), squeeze=False)
     for (model, quantity), row_axes in zip(panels, axes, strict=True):
@@ -395,10 +397,15 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
                 ax.set_visible(False)
                 continue
             scale = 100 if quantity == "value" else 1
-            baseline = sub[sub.strategy == "none"][quantity].mean()
-            if not np.isnan(baseline):
-                ax.axhline(scale * baseline, color="grey", ls="--", label="none (unpruned)")
-            for strategy, g in sub[sub.strategy != "none"].groupby("strategy"):
+            others = sorted(refs - {"none"})
+            for ref in sorted(refs):  # dashed: the unpruned model; dotted (...): the others
+                level = sub[sub.strategy == ref][quantity].mean()
+                if not np.isnan(level):
+                    unpruned = ref == "none"
+                    ax.axhline(scale * level, color="grey" if unpruned else "black", lw=1,
+                               ls="--" if unpruned else (":", "-.")[others.index(ref) % 2],
+                               label="none (unpruned)" if unpruned else ref)
+            for strategy, g in sub[~sub.strategy.isin(refs)].groupby("strategy"):
                 stats = g.groupby("fraction")[quantity].agg(["mean", "std"]).reset_index()
                 ax.errorbar(stats.fraction, scale * stats["mean"], yerr=scale * stats["std"].fillna(0),
                             marker="o", ms=3, capsize=2, lw=1, label=strategy, color=colour[strategy])

@@ -9,6 +9,7 @@ next cell, with the weights put back as they were before the cell.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -166,6 +167,8 @@ class CellRunner:
         cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]
         config = cell_config(cfg, cell.task, s, cell.seed, cell.fraction)
         start = time.perf_counter()
+        if s.answerer is not None:
+            return self.run_reference(cell, config, splits, start)
         matrices = selection.select(self.all_matrices, s.matrices, cfg.layers)
         if s.needs_calibration and (cell.task, cell.seed) not in self.batches:
             self.batches[cell.task, cell.seed] = calibration.batches(
@@ -204,3 +207,13 @@ class CellRunner:
         return CellDone(cell, config, results, slim,
                         sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
                         seconds, self.stamp, report)
+
+    def run_reference(self, cell: Cell, config: dict, splits: list[str] | None, start: float) -> CellDone:
+        """A model-free reference (the majority answer): its own LM answers every split. It has
+        no likelihood of the target, so its NLL is left out rather than made up."""
+        cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]
+        lm = s.answerer(task)
+        results = {sp: dataclasses.replace(evaluate.run(lm, task, sp, cfg.limit, self.manager),
+                                           nll_per_example=None)
+                   for sp in splits or eval_splits(task, cfg.select_on)}
+        return CellDone(cell, config, results, Edit(n_total=0), 0, time.perf_counter() - start, self.stamp)

@@ -2,7 +2,8 @@
 
 A spectral strategy is selector + scorer + pruner + compensation; the core runs
 SVD -> score -> mask -> prune for it. A strategy that does not remove singular values
-(magnitude pruning, LASER, the unpruned baseline) supplies `apply` instead.
+(magnitude pruning, LASER, the unpruned baseline) supplies `apply` instead, and a reference
+that needs no model at all (the majority answer) supplies `answerer`.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ class Strategy:
     # request.options, and `--option rounds=2` sets one for a run (the row is then labelled
     # `eigen-iterative[rounds=2]`). Numbers must be > 0; a tuple default takes a comma list.
     options: dict[str, Any] = field(default_factory=dict)
+    # A reference that needs no model (harness/majority.py): given the lm-eval Task, returns the
+    # lm-eval LM that answers it instead of the model; the weights are never touched.
+    answerer: Callable[[Any], Any] | None = None
 
     @property
     def spectral(self) -> bool:
         """It runs the spectral path (its own or a variant): scorer, objective, pruner and
         compensation mean something to it."""
-        return self.apply is None or self.spectral_options
+        return (self.apply is None or self.spectral_options) and self.answerer is None
 
 
 def option_value(strategy: Strategy, name: str, raw: str) -> Any:
