@@ -61,7 +61,10 @@ def example(task, doc: dict) -> tuple[str, str]:
         target = choices[target] if isinstance(target, int) else target
     elif isinstance(target, list):
         target = target[0]
-    return context, task.config.target_delimiter + str(target)
+    # lm-eval scores a loglikelihood target as written (the delimiter is only put before
+    # multiple-choice answers and between few-shot examples)
+    delimiter = "" if task.OUTPUT_TYPE == "loglikelihood" else task.config.target_delimiter
+    return context, delimiter + str(target)
 
 
 def encode(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:

@@ -133,3 +133,4 @@ def test_a_method_below_the_majority_answer_is_no_win(tmp_path):
     assert method.tuned_baseline == "majority" and method.delta_vs_tuned_mean < 0
     words = report.verdicts(t)[0]
     assert "no method beats every baseline" in words and "vs majority as tuned" in words
+

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 from conftest import char_tokenizer
+from test_majority import load_task
 
-from harness import atomic, calibration, leaderboard, stats
+from harness import atomic, calibration, leaderboard, majority, stats
 from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.matrices import parse_layers
@@ -161,3 +162,17 @@ def test_variant_names_give_back_their_settings():
     assert variant_settings(name) == {"objective": "margin", "verify_multiple": "1.5",
                                       "budget_grid": "0.1,0.2"}
     assert variant_settings("eigen") == {}
+
+
+@pytest.mark.parametrize("kind", ["multiple_choice", "loglikelihood"])
+def test_calibration_scores_the_target_lm_eval_scores(tmp_path, kind):
+    """The calibration target is the gold request's continuation, delimiter and all (a
+    loglikelihood task's target goes without the delimiter, which lm-eval puts only before
+    multiple-choice answers)."""
+    _, task = load_task(tmp_path, kind)
+    for doc in task.test_docs():
+        ctx = task.fewshot_context(doc, 0)
+        requests = task.construct_requests(doc, ctx)
+        requests = requests if isinstance(requests, list) else [requests]
+        gold = requests[majority.gold_index(task, doc)] if kind == "multiple_choice" else requests[0]
+        assert calibration.example(task, doc) == gold.arguments
