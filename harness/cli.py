@@ -135,7 +135,8 @@ def cli(debug: bool) -> None:
 @click.option("--calibration-batch-size", type=int, default=16, show_default=True)
 @click.option("--batch-size", default="auto", show_default=True,
               help="lm-eval batch size, or auto (largest that fits on CUDA; on CPU 32, fewer "
-                   "where long prompts' logits would pass 2 GiB).")
+                   "where long prompts' logits would pass 2 GiB, and each multiple-choice "
+                   "context run once).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
 @click.option("--tasks-dir", help="A directory of your own lm-eval task YAMLs.")

@@ -94,13 +94,40 @@ def resolve_batch_size(batch_size: int | str, device) -> int | str:
     return "auto" if getattr(device, "type", str(device)) == "cuda" else CPU_BATCH_SIZE
 
 
-def _logits_capped_hflm():
-    """HFLM whose log-likelihood calls batch no more rows than `rows_within` allows for the
-    call's longest request (lm-eval sorts longest first, so the first batch is the largest)."""
+def _cpu_hflm():
+    """HFLM for CPU: requests that share a context are scored with the context run once
+    (harness/shared_context.py), and the rest go to lm-eval in batches of no more rows than
+    `rows_within` allows for the call's longest request (lm-eval sorts longest first, so the
+    first batch is the largest)."""
     from lm_eval.models.huggingface import HFLM
 
-    class LogitsCappedHFLM(HFLM):
+    from harness import shared_context
+
+    class CpuHFLM(HFLM):
+        share_contexts = True  # False: every request through lm-eval (benchmarks compare both)
+
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+            groups, rest = (shared_context.shared_groups(requests, self.max_length)
+                            if self.share_contexts and self.backend == "causal"
+                            else ([], list(range(len(requests)))))
+            results: list = [None] * len(requests)
+            try:
+                for idx in groups:
+                    scored = shared_context.score_group(
+                        self.model, requests[idx[0]][1], [requests[i][2] for i in idx], self.device,
+                        self.softmax_dtype)
+                    for i, r in zip(idx, scored, strict=True):
+                        results[i] = r
+            except (TypeError, ValueError, AttributeError, NotImplementedError):
+                # a forward without a cache or logits_to_keep: lm-eval's way from now on
+                self.share_contexts, rest = False, list(range(len(requests)))
+            if rest:
+                for i, r in zip(rest, self._capped([requests[i] for i in rest], disable_tqdm,
+                                                   override_bs), strict=True):
+                    results[i] = r
+            return results
+
+        def _capped(self, requests, disable_tqdm: bool = False, override_bs=None):
             longest = max((min(len(c) + len(k), self.max_length + 1) - 1 for _, c, k in requests),
                           default=1)
             head = self.model.get_output_embeddings()
@@ -112,18 +139,19 @@ def _logits_capped_hflm():
             finally:
                 self.batch_size_per_gpu = fixed
 
-    return LogitsCappedHFLM
+    return CpuHFLM
 
 
 def wrap(model, tokenizer, batch_size: int | str = "auto"):
     """The HFLM around `model`; create it once per model, before pruning. An explicit
-    `batch_size` is used as given; "auto" on CPU is capped per call by the logits' memory."""
+    `batch_size` is used as given; "auto" on CPU is capped per call by the logits' memory
+    and runs each shared multiple-choice context once."""
     from lm_eval.models.huggingface import HFLM
 
     quiet_git_probe()
 
     size = resolve_batch_size(batch_size, model.device)
-    cls = _logits_capped_hflm() if batch_size == "auto" and size != "auto" else HFLM
+    cls = _cpu_hflm() if batch_size == "auto" and size != "auto" else HFLM
     return cls(pretrained=model, tokenizer=tokenizer, batch_size=size)
 
 

@@ -1,0 +1,58 @@
+"""Multiple-choice evaluation with each context run once (harness/shared_context.py) against
+lm-eval's one pass per choice, on the same in-memory model, task and examples.
+
+Prints, per task, the seconds of each setting (interleaved, `--repeats` times each), their
+ratio (best against best), whether every per-example answer agreed and the largest NLL
+difference. No asserts: machines are noisy.
+
+    OMP_NUM_THREADS=1 python benchmarks/shared_context.py --data-dir ../shared/data/superglue \
+        [--model smollm2-135m] [--task cb_eigen,copa_eigen,rte_eigen] [--limit 100] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--task", default="cb_eigen,copa_eigen,rte_eigen")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--data-dir", default=None, help="local SuperGLUE jsonl directory")
+    args = parser.parse_args()
+
+    import torch
+
+    from harness import evaluate, models
+    from harness import tasks as task_lib
+
+    model, tokenizer = models.load(args.model, device="cpu")
+    names = args.task.split(",")
+    manager, loaded = task_lib.load(names, data_dir=args.data_dir)
+    lm = evaluate.wrap(model, tokenizer)  # CPU, --batch-size auto: what a sweep uses
+    print(f"model={args.model} threads={torch.get_num_threads()} limit={args.limit}")
+    print(f"{'task':>12} {'n':>5} {'lm-eval s':>10} {'shared s':>9} {'ratio':>6} {'same answers':>13} "
+          f"{'max |dNLL|':>11}")
+    for name in names:
+        seconds: dict[bool, list[float]] = {False: [], True: []}
+        results = {}
+        for _ in range(args.repeats):
+            for share in (False, True):
+                lm.share_contexts = share
+                start = time.perf_counter()
+                results[share] = evaluate.run(lm, loaded[name], "test", args.limit, manager)
+                seconds[share].append(time.perf_counter() - start)
+        a, b = results[False], results[True]
+        same = bool((a.per_example == b.per_example).all())
+        dnll = float(np.nanmax(np.abs(a.nll_per_example - b.nll_per_example)))
+        print(f"{name:>12} {a.n:5d} {min(seconds[False]):10.1f} {min(seconds[True]):9.1f} "
+              f"{min(seconds[True]) / min(seconds[False]):6.2f} {str(same):>13} {dnll:11.2e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
