@@ -31,7 +31,7 @@ KEYS = ["model", "task", "strategy"]
 ALPHA = 0.05
 # used when the plugin that defined a strategy is not installed where the board is built
 KNOWN_BASELINES = {"none", "majority", "random-sv", "random-sv-nocomp", "smallest-sv",
-                   "smallest-sv-comp", "magnitude", "laser"}
+                   "smallest-sv-comp", "magnitude", "laser", "random-sv-budget-kinds"}
 
 
 def baseline_names(strategies) -> set[str]:

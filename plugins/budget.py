@@ -11,6 +11,8 @@ nothing) is always a candidate, so the search can decline to prune.
 (q, k, v, o, mlp_in, mlp_out), every fraction of the grid of that kind's singular values, one
 evaluation each; the row's details name the kind chosen (`chosen_matrices`).
 
+`random-sv-budget-kinds` is its control, a baseline: the same search over random directions.
+
 The requested fraction is the cap: the grid is 0, the values of `budget_grid` below it
 (default 0.01, 0.02, 0.05, 0.1, 0.2, 0.3) and the cap itself. The search split is validation,
 unless the task reports on its validation split (SuperGLUE here; the bench passes the
@@ -108,3 +110,11 @@ def register_strategies(register):
                       matrices="all", scorer="attribution", fraction=0.3,
                       apply=lambda request: budget_apply(request, by_kind=True), spectral_options=True,
                       options=dict(OPTIONS)))
+    # Its control: the same search over kinds and fractions with random directions. Choosing
+    # the best of 37 edits on held-out data can gain by itself (and the K-only baselines never
+    # touch the MLP it may pick): this baseline says what the search gets without attribution.
+    register(Strategy("random-sv-budget-kinds", "control for eigen-budget-kinds: the same search "
+                      "(each kind alone, every fraction up to the cap, 64 held-out examples) over "
+                      "random singular values", matrices="all", scorer="random", fraction=0.3,
+                      apply=lambda request: budget_apply(request, by_kind=True), spectral_options=True,
+                      options=dict(OPTIONS), baseline=True))

@@ -550,3 +550,36 @@ def test_objective_flag_makes_a_labelled_variant_of_any_spectral_strategy(tiny_d
     bad = CliRunner().invoke(cli, ["bench", *common, "--strategy", "eigen", "--objective", "acc"])
     assert bad.exit_code == 2
     assert "unknown objective 'acc'; choose from: ce, first-token, margin" in bad.output
+
+
+def test_the_kinds_search_has_a_random_control_that_searches_the_same_way():
+    """random-sv-budget-kinds: eigen-budget-kinds's search (same trials, same order) over random
+    scores, declared a baseline, so the board holds eigen-budget-kinds to what the search alone
+    gets."""
+    from harness.report import baseline_names
+
+    model = tiny_model("llama")
+    control = registry().get("strategies", "random-sv-budget-kinds")
+    assert control.baseline and control.seeded and control.scorer == "random"
+    assert baseline_names({"random-sv-budget-kinds", "eigen-budget-kinds"}) == {"random-sv-budget-kinds"}
+    pruned = {}
+    for name in ("eigen-budget-kinds", "random-sv-budget-kinds"):
+        strategy = registry().get("strategies", name)
+        trials = []
+
+        def evaluate(split, limit, _trials=trials):
+            _trials.append(split)
+            return 0.9 if len(_trials) == 4 else 0.5  # q at the third fraction of the grid
+
+        req = spectral_request(model, strategy, "all", 0.1, random_batches(2), {"eval_split": "test"},
+                               evaluate)
+        originals = {m.id: m.weight().clone() for m in req.matrices}
+        edit = strategy.apply(req)
+        assert len(trials) == edit.details["search_evaluations"] == 1 + 6 * 4
+        assert edit.details["chosen_matrices"] == "q" and edit.details["chosen_fraction"] == 0.05
+        assert {m.kind for m in req.matrices if not torch.equal(m.weight(), originals[m.id])} == {"q"}
+        pruned[name] = (edit.n_pruned, {i: ~k for i, k in edit.masks.items()})
+        edit.restore()
+    (n_eigen, eigen), (n_random, random) = pruned["eigen-budget-kinds"], pruned["random-sv-budget-kinds"]
+    assert n_eigen == n_random > 0  # the same kind and budget ...
+    assert any(not torch.equal(eigen[i], random[i]) for i in eigen)  # ... other directions
