@@ -52,13 +52,19 @@ def split_docs(task, split: str) -> list[dict]:
 
 def example(task, doc: dict) -> tuple[str, str]:
     """(prompt, target continuation) of one document, as lm-eval would score it."""
+    from harness.tasks import gold_index
+
     context = task.fewshot_context(doc, 0)
+    if getattr(task, "multiple_input", 0) and isinstance(context, list):
+        # Winogrande-style: the choices are contexts and the continuation is shared, so the
+        # loss to lower is the continuation's after the gold context
+        context = context[gold_index(task, doc)]
+        return context, task.config.target_delimiter + str(task.doc_to_target(doc))
     if not isinstance(context, str):
         raise HarnessError(f"task '{task.config.task}' builds chat prompts; calibration needs text")
     target = task.doc_to_target(doc)
     if task.OUTPUT_TYPE == "multiple_choice":
-        choices = task.doc_to_choice(doc)
-        target = choices[target] if isinstance(target, int) else target
+        target = task.doc_to_choice(doc)[gold_index(task, doc)]
     elif isinstance(target, list):
         target = target[0]
     # lm-eval scores a loglikelihood target as written (the delimiter is only put before

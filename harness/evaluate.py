@@ -172,7 +172,9 @@ def target_nll(task, sample: dict) -> float:
     if task.OUTPUT_TYPE != "multiple_choice":
         return float("nan")
     gold = sample["target"]
-    if isinstance(gold, str):
+    if getattr(task, "multiple_input", 0):  # the target is the shared continuation
+        gold = task_lib.gold_index(task, sample["doc"])
+    elif isinstance(gold, str):
         choices = task.doc_to_choice(sample["doc"])
         gold = choices.index(gold) if gold in choices else -1
     golds = [g for g in (gold if isinstance(gold, list) else [gold]) if 0 <= g < len(lls)]

@@ -21,23 +21,11 @@ from collections import Counter
 
 from harness.calibration import split_docs
 from harness.errors import HarnessError
+from harness.tasks import gold_index
 
 SCORED = ("multiple_choice", "loglikelihood", "generate_until")
 # what a non-majority choice scores: finite, so metrics that divide it (acc_norm) stay ordered
 UNLIKELY = -1e4
-
-
-def gold_index(task, doc: dict) -> int:
-    """The gold choice of a multiple-choice document as an index into its choices (lm-eval's
-    targets are an index, a choice's text, or a list of golds: the first counts)."""
-    gold = task.doc_to_target(doc)
-    gold = gold[0] if isinstance(gold, list) else gold
-    if isinstance(gold, str):
-        choices = task.doc_to_choice(doc)
-        if gold not in choices:
-            raise HarnessError(f"task '{task.config.task}': target '{gold}' is not one of its choices")
-        return choices.index(gold)
-    return int(gold)
 
 
 def target_text(task, doc: dict) -> str:

@@ -109,6 +109,25 @@ def splits(task) -> list[str]:
                              ("test", task.has_test_docs())) if has]
 
 
+def gold_index(task, doc: dict) -> int:
+    """The gold choice of a multiple-choice document as an index into its choices.
+
+    lm-eval's targets are an index, a choice's text, or a list of golds (the first counts);
+    in a multiple-input task (Winogrande: one context per choice, one shared continuation)
+    the target is that continuation and `doc_to_text` gives the gold context's index.
+    """
+    if getattr(task, "multiple_input", 0):
+        return int(task.doc_to_text(doc))
+    gold = task.doc_to_target(doc)
+    gold = gold[0] if isinstance(gold, list) else gold
+    if isinstance(gold, str):
+        choices = task.doc_to_choice(doc)
+        if gold not in choices:
+            raise HarnessError(f"task '{task.config.task}': target '{gold}' is not one of its choices")
+        return choices.index(gold)
+    return int(gold)
+
+
 def eval_split(task) -> str:
     """The split lm-eval evaluates by default: test when the task has one, else validation."""
     return "test" if task.has_test_docs() else "validation"

@@ -32,6 +32,9 @@ def write_task(folder, kind: str = "multiple_choice", train=TRAIN, test=TEST):
     body = {
         "multiple_choice": 'doc_to_choice: ["a", "b", "c"]\ndoc_to_target: label\n'
                            "metric_list:\n  - metric: acc\n",
+        # Winogrande's shape: one context per choice, the gold one's index from doc_to_text
+        "multiple_input": "doc_to_text: label\ndoc_to_choice: \"{{[q ~ ' a', q ~ ' b', q ~ ' c']}}\"\n"
+                          'doc_to_target: "ok"\nmetric_list:\n  - metric: acc\n',
         "loglikelihood": 'doc_to_target: "{{word}}"\ntarget_delimiter: " "\n'
                          "metric_list:\n  - metric: acc\n",
         "generate_until": 'doc_to_target: "{{word}}"\ngeneration_kwargs:\n  until: ["\\n"]\n'
@@ -45,12 +48,11 @@ def write_task(folder, kind: str = "multiple_choice", train=TRAIN, test=TEST):
             train: {folder / 'train.jsonl'}
             validation: {folder / 'validation.jsonl'}
             test: {folder / 'test.jsonl'}
-        output_type: {kind}
+        output_type: {kind.replace("multiple_input", "multiple_choice")}
         training_split: train
         validation_split: validation
         test_split: test
-        doc_to_text: "{{{{q}}}} ="
-        """) + body)
+        """) + ("" if kind == "multiple_input" else 'doc_to_text: "{{q}} ="\n') + body)
     return f"toy_{kind}"
 
 
@@ -60,15 +62,17 @@ def load_task(tmp_path, kind: str, **data):
     return manager, tasks[name]
 
 
-@pytest.mark.parametrize("kind", ["multiple_choice", "loglikelihood", "generate_until"])
+@pytest.mark.parametrize("kind", ["multiple_choice", "multiple_input", "loglikelihood", "generate_until"])
 def test_every_example_gets_the_training_majority(tmp_path, kind):
     manager, task = load_task(tmp_path, kind)
     lm = majority.majority_lm(task)
-    assert lm.answer == (1 if kind == "multiple_choice" else "b")
+    assert lm.answer == (1 if kind.startswith("multiple") else "b")
     result = evaluate.run(lm, task, "test", task_manager=manager)
     expected = (np.array(TEST) == 1).astype(float)  # right exactly where the gold is label 1
     np.testing.assert_array_equal(result.per_example, expected)
     assert result.value == pytest.approx(0.4) and result.n == len(TEST)
+    if kind.startswith("multiple"):  # the gold choice's NLL: 0 where it is the majority's
+        np.testing.assert_array_equal(result.nll_per_example, np.where(expected == 1, 0, -majority.UNLIKELY))
 
 
 def test_ties_go_to_the_smallest_answer(tmp_path):

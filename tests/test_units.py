@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 from conftest import char_tokenizer
-from test_majority import load_task
+from test_majority import load_task, write_task
 
-from harness import atomic, calibration, leaderboard, majority, stats
+from harness import atomic, calibration, leaderboard, stats
 from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.matrices import parse_layers
@@ -164,15 +164,33 @@ def test_variant_names_give_back_their_settings():
     assert variant_settings("eigen") == {}
 
 
-@pytest.mark.parametrize("kind", ["multiple_choice", "loglikelihood"])
+@pytest.mark.parametrize("kind", ["multiple_choice", "multiple_input", "loglikelihood"])
 def test_calibration_scores_the_target_lm_eval_scores(tmp_path, kind):
     """The calibration target is the gold request's continuation, delimiter and all (a
     loglikelihood task's target goes without the delimiter, which lm-eval puts only before
-    multiple-choice answers)."""
+    multiple-choice answers); a multiple-input task's prompt is the gold choice's context."""
     _, task = load_task(tmp_path, kind)
     for doc in task.test_docs():
         ctx = task.fewshot_context(doc, 0)
         requests = task.construct_requests(doc, ctx)
         requests = requests if isinstance(requests, list) else [requests]
-        gold = requests[majority.gold_index(task, doc)] if kind == "multiple_choice" else requests[0]
+        gold = requests[task_lib.gold_index(task, doc)] if kind != "loglikelihood" else requests[0]
         assert calibration.example(task, doc) == gold.arguments
+
+
+def test_a_multiple_input_task_is_pruned_and_scored_end_to_end(tmp_path, tiny_dir):
+    """Winogrande's shape (one context per choice, a shared continuation) through bench:
+    calibrated on the gold context, evaluated by lm-eval, the gold choice's NLL recorded."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    name = write_task(tmp_path / "tasks", "multiple_input")
+    out = tmp_path / "r.csv"
+    args = ["bench", "--model", str(tiny_dir), "--tasks-dir", str(tmp_path / "tasks"), "--task", name,
+            "--strategy", "none,eigen", "--fraction", "0.2", "--select-on", "none", "--output", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out).set_index("strategy")
+    assert rows.loc["eigen", "n_pruned"] > 0 and rows.loc["eigen", "n"] == 10
+    assert np.isfinite(rows.nll).all() and rows.loc["eigen", "nll"] != rows.loc["none", "nll"]
