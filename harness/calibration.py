@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from harness.errors import HarnessError
+from harness.tasks import gold_index, splits
 
 SPLITS = {"train": "training_docs", "validation": "validation_docs", "test": "test_docs"}
 IGNORE = -100
@@ -38,8 +39,6 @@ class Batch:
 
 def split_docs(task, split: str) -> list[dict]:
     """The documents of one split, with a clear error when the task lacks it."""
-    from harness.tasks import splits
-
     if split not in SPLITS:
         raise HarnessError(f"unknown split '{split}'; choose from: {', '.join(SPLITS)}")
     available = splits(task)
@@ -52,8 +51,6 @@ def split_docs(task, split: str) -> list[dict]:
 
 def example(task, doc: dict) -> tuple[str, str]:
     """(prompt, target continuation) of one document, as lm-eval would score it."""
-    from harness.tasks import gold_index
-
     context = task.fewshot_context(doc, 0)
     if getattr(task, "multiple_input", 0) and isinstance(context, list):
         # Winogrande-style: the choices are contexts and the continuation is shared, so the
