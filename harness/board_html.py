@@ -59,12 +59,15 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "p_vs_best_median": ("p vs best", "Paired test against the best equal-budget baseline on the "
                          "same examples, median over seeds.", "p"),
     "p_seeds_vs_random": ("p seeds vs random", "Permutation test of this strategy's seeds against "
-                          "random-sv's seeds at each fraction they chose, the largest p.", "p"),
-    "random_sv_seeds": ("random-sv seeds", "random-sv's seeds at this strategy's fraction (the "
-                        "fewest, where its seeds chose several; the p is then the largest): with "
-                        "two or more, a method needs enough seeds for the permutation test "
-                        "against them to reach p < 0.05 (3 against 4, not 2) to be judged a win.",
-                        "int"),
+                          "the seeds of every baseline run with several seeds (random-sv, a "
+                          "method's own random control) at each fraction they chose, the largest p.",
+                          "p"),
+    "random_seeds": ("control seeds", "The fewest seeds a random control has at this strategy's "
+                     "fraction: with two or more, a method needs enough seeds for the permutation "
+                     "test against them to reach p < 0.05 (3 against 4, not 2) to be judged a win.",
+                     "int"),
+    "random_controls": ("random controls", "The baselines with several seeds this strategy's "
+                        "seeds were tested against.", "text"),
     "tuned_baseline": ("best tuned baseline", "The baseline (the unpruned model and the majority "
                        "answer included) with the "
                        "highest mean test value at its own validation-chosen fraction: what a user "

@@ -8,10 +8,11 @@ fraction as its own setting, marked `chosen_on = none`.
 Beating the unpruned model is not enough: a lucky random draw can do that. Every chosen row is
 also set against the **best baseline at the same budget** (the baseline strategy with the
 highest mean test value at that fraction), with a paired test on the same examples, and a
-method's seeds are tested against random-sv's seed distribution at the same fraction (at
-each fraction its seeds chose). Equal budget is not the whole story either: a baseline that
-does best at another budget is also compared as a user would run it, at its own
-validation-chosen fraction (the unpruned model counts). The verdict (`verdicts`) names the
+method's seeds are tested against the seed distribution of every baseline run with several
+seeds at the same fraction (random-sv, and a method's own random control such as
+random-sv-budget-kinds), at each fraction its seeds chose. Equal budget is not the whole
+story either: a baseline that does best at another budget is also compared as a user would
+run it, at its own validation-chosen fraction (the unpruned model counts). The verdict (`verdicts`) names the
 methods that beat every baseline, both ways, with p < 0.05.
 """
 
@@ -197,20 +198,29 @@ def against_tuned_baseline(chosen: pd.DataFrame) -> pd.DataFrame:
     return chosen.reset_index(drop=True).join(pd.DataFrame(out, index=range(len(chosen))))
 
 
-def seeds_vs_random(df: pd.DataFrame, g: pd.DataFrame, reference: str = "random-sv") -> tuple[float, int]:
-    """(permutation p of a strategy's chosen test values against `reference`'s seeds, how many
-    seeds `reference` has). Where the seeds chose different fractions, the test is made against
-    `reference` at each of them and the largest p (and fewest seeds) is kept: a method is not
-    told apart from random directions because it was compared at the fraction that suits it."""
-    ref = df[(df.split == "test") & (df.model == g.model.iloc[0]) & (df.task == g.task.iloc[0])
-             & (df.strategy == reference)]
-    at = [ref[ref.fraction == f] for f in sorted(set(g.fraction))]
-    at = [r for r in at if r.seed.nunique() >= 2] or at[:1]  # a fraction it has a distribution at
-    seeds = min(r.seed.nunique() for r in at)
-    if g.strategy.iloc[0] == reference or len(g) < 2:
-        return np.nan, seeds
-    ps = [permutation_p_value(g.value.to_numpy(), r.value.to_numpy()) for r in at]
-    return (np.nan if np.isnan(ps).all() else float(np.nanmax(ps))), seeds
+def seeds_vs_random(df: pd.DataFrame, g: pd.DataFrame, baselines: set[str]) -> tuple[float, int, str]:
+    """(largest permutation p of a strategy's chosen test values against the seeds of each
+    random control, the fewest seeds a control has, the controls faced). A random control is
+    any baseline with two seeds or more at a fraction the strategy's seeds chose: random-sv,
+    and the control a method brings for itself (random-sv-budget-kinds for the kinds search).
+    Testing only against random-sv would let a method that searches kinds pass against a
+    control that cannot. Where the seeds chose different fractions, each fraction's controls
+    are faced: a method is not told apart from random directions because it was compared at
+    the fraction that suits it."""
+    own = g.strategy.iloc[0]
+    test = df[(df.split == "test") & (df.model == g.model.iloc[0]) & (df.task == g.task.iloc[0])
+              & df.strategy.isin(baselines - {own}) & df.fraction.isin(set(g.fraction))]
+    seeds = test.groupby(["strategy", "fraction"]).seed.nunique()
+    controls = seeds[seeds >= 2]
+    if controls.empty:  # nothing with a seed distribution: how many seeds the best-seeded has
+        return np.nan, int(seeds.max()) if len(seeds) else 0, ""
+    names = ", ".join(sorted(set(controls.index.get_level_values("strategy"))))
+    if len(g) < 2:
+        return np.nan, int(controls.min()), names
+    mine = g.value.to_numpy()
+    ps = [permutation_p_value(mine, test[(test.strategy == s) & (test.fraction == f)].value.to_numpy())
+          for s, f in controls.index]
+    return (np.nan if np.isnan(ps).all() else float(np.nanmax(ps))), int(controls.min()), names
 
 
 def table(df: pd.DataFrame) -> pd.DataFrame:
@@ -221,7 +231,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, task, strategy, _setting), g in chosen.groupby(KEYS + ["setting"], sort=True):
         has_best = g.best_baseline.astype(bool)
-        p_random, random_seeds = seeds_vs_random(df, g)
+        p_random, random_seeds, controls = seeds_vs_random(df, g, baselines)
         rows.append({
             "model": model, "task": task, "strategy": strategy,
             "role": "baseline" if strategy in baselines else "method",
@@ -233,7 +243,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
             "best_baseline": g.best_baseline[has_best].mode().iloc[0] if has_best.any() else "",
             "delta_vs_best_mean": (g.value - g.best_baseline_value).mean(),
             "p_vs_best_median": g.p_vs_best.median(),
-            "p_seeds_vs_random": p_random, "random_sv_seeds": random_seeds,
+            "p_seeds_vs_random": p_random, "random_seeds": random_seeds, "random_controls": controls,
             "tuned_baseline": g.tuned_baseline.iloc[0],
             "delta_vs_tuned_mean": (g.value - g.tuned_baseline_value).mean(),
             "p_vs_tuned_median": g.p_vs_tuned.median(),
@@ -250,9 +260,10 @@ def verdicts(t: pd.DataFrame) -> list[str]:
     """In words, per (model, task): which method, if any, beats every baseline with p < ALPHA.
 
     A method must be above the best equal-budget baseline with a paired p < ALPHA (median over
-    seeds), and, where random-sv was run with several seeds at its fraction, its own seeds
-    (two at least) must also differ from random-sv's seed distribution with p < ALPHA. One
-    whose seeds are too few for that test to reach ALPHA at all is named as one to replicate.
+    seeds), and, where a baseline (random-sv, a method's own random control) was run with
+    several seeds at its fraction, its own seeds (two at least) must also differ from each such
+    baseline's seed distribution with p < ALPHA. One whose seeds, or a control's, are too few
+    for that test to reach ALPHA at all is named as one to replicate.
     Last, it must be above the best baseline at that baseline's own validation-chosen fraction
     (the unpruned model included) with a paired p < ALPHA; one that passes the rest but not
     this is named as winning at equal budget only.
@@ -273,11 +284,11 @@ def verdicts(t: pd.DataFrame) -> list[str]:
             return f"{r.fraction} (fixed)" if mixed and r.chosen_on == "none" else f"{r.fraction}"
 
         paired = [r for r in methods.itertuples() if r.delta_vs_best_mean > 0 and r.p_vs_best_median < ALPHA]
-        # too few seeds against several random-sv draws for the across-seeds test to reach
+        # too few seeds against a control's several draws for the across-seeds test to reach
         # ALPHA (one seed, or 2 against 4): a lucky draw of the method is as likely as one of
-        # random-sv, and the test could not have said otherwise: not a win until replicated
-        unreplicated = [r for r in paired if r.random_sv_seeds >= 2
-                        and smallest_permutation_p(r.seeds, r.random_sv_seeds) >= ALPHA]
+        # the control, and the test could not have said otherwise: not a win until replicated
+        unreplicated = [r for r in paired if r.random_seeds >= 2
+                        and smallest_permutation_p(r.seeds, r.random_seeds) >= ALPHA]
         across = [r for r in paired if r not in unreplicated and not (r.p_seeds_vs_random >= ALPHA)]
         # ... and it must beat the best baseline as tuned on validation too (the unpruned model
         # included), or the win is only the equal budget's
@@ -298,13 +309,13 @@ def verdicts(t: pd.DataFrame) -> list[str]:
                          f"p = {r.p_vs_eigen_median:.3g})" for r in versus_eigen)
                if versus_eigen else f"no method is better with p < {ALPHA}") + "."
             if methods.strategy.ne("eigen").any() and (methods.strategy == "eigen").any() else "")
-        pending = (" Above the best baseline seed for seed but with too few seeds against "
-                   f"random-sv's for the across-seeds test to reach p < {ALPHA}, so not judged "
-                   "across seeds (replicate them): "
+        pending = (" Above the best baseline seed for seed but with too few seeds (its own or "
+                   f"a random control's) for the across-seeds test to reach p < {ALPHA}, so not "
+                   "judged across seeds (replicate them): "
                    + "; ".join(f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points "
                                f"over {r.best_baseline}, paired p = {r.p_vs_best_median:.3g}, "
-                               f"{_seeds(r.seeds)} vs {r.random_sv_seeds}: smallest attainable p "
-                               f"{smallest_permutation_p(r.seeds, r.random_sv_seeds):.2g})"
+                               f"{_seeds(r.seeds)} vs {r.random_seeds} of {r.random_controls}: "
+                               f"smallest attainable p {smallest_permutation_p(r.seeds, r.random_seeds):.2g})"
                                for r in unreplicated) + "."
                    if unreplicated else "")
         if winners:
@@ -312,7 +323,7 @@ def verdicts(t: pd.DataFrame) -> list[str]:
                 f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points over "
                 f"{r.best_baseline}, paired p = {r.p_vs_best_median:.3g}"
                 + ("" if np.isnan(r.p_seeds_vs_random) else
-                   f", seeds vs random-sv p = {r.p_seeds_vs_random:.3g}") + ")" for r in winners)
+                   f", seeds vs {r.random_controls} p = {r.p_seeds_vs_random:.3g}") + ")" for r in winners)
             lines.append(f"{model} / {task}: beats every baseline{fixed}: {said}.{tuned_part}{pending}"
                          f"{eigen_part}")
         elif methods.empty:
@@ -325,7 +336,7 @@ def verdicts(t: pd.DataFrame) -> list[str]:
                 f"{best.best_baseline or 'no baseline'} at equal budget, paired p = "
                 f"{best.p_vs_best_median:.3g}"
                 + ("" if np.isnan(best.p_seeds_vs_random) else
-                   f"; seeds vs random-sv p = {best.p_seeds_vs_random:.3g}")
+                   f"; seeds vs {best.random_controls} p = {best.p_seeds_vs_random:.3g}")
                 + (f"; {100 * best.delta_vs_tuned_mean:+.2f} points vs {best.tuned_baseline} as "
                    f"tuned, paired p = {best.p_vs_tuned_median:.3g}" if best.tuned_baseline else "")
                 + f").{tuned_part}{pending}{eigen_part}")
@@ -343,7 +354,7 @@ def _num(value: float, fmt: str) -> str:
 def markdown(t: pd.DataFrame) -> str:
     lines = ["| model | task | strategy | fraction (chosen on) | test " + str(t.metric.iloc[0])
              + " (mean ± std) | Δ vs none | p vs none | best baseline (equal budget) | Δ vs it "
-             "| p vs it | p seeds vs random-sv | best baseline (as tuned) | Δ vs it | p vs it "
+             "| p vs it | p seeds vs random controls | best baseline (as tuned) | Δ vs it | p vs it "
              "| Δ vs eigen | p vs eigen | NLL | ΔNLL | seeds | n |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in t.itertuples():
