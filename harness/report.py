@@ -12,8 +12,9 @@ method's seeds are tested against the seed distribution of every baseline run wi
 seeds at the same fraction (random-sv, and a method's own random control such as
 random-sv-budget-kinds), at each fraction its seeds chose. Equal budget is not the whole
 story either: a baseline that does best at another budget is also compared as a user would
-run it, at its own validation-chosen fraction (the unpruned model counts). The verdict (`verdicts`) names the
-methods that beat every baseline, both ways, with p < 0.05.
+run it, at its own validation-chosen fraction (the unpruned model and the majority answer,
+which have no fraction, count too). The verdict (`verdicts`) names the methods that beat
+every baseline, both ways, with p < 0.05.
 """
 
 from __future__ import annotations
@@ -296,7 +297,8 @@ def verdicts(t: pd.DataFrame) -> list[str]:
                    or (r.delta_vs_tuned_mean > 0 and r.p_vs_tuned_median < ALPHA)]
         equal_only = [r for r in across if r not in winners]
         tuned_part = (" Above every baseline at equal budget, but not above the best baseline "
-                      f"at its own validation-chosen fraction with p < {ALPHA}: "
+                      "as a user would run it (at its own validation-chosen fraction, or as it is "
+                      f"for the unpruned model and the majority answer) with p < {ALPHA}: "
                       + "; ".join(f"{r.strategy} at {at(r)} ({100 * r.delta_vs_tuned_mean:+.2f} "
                                   f"points vs {r.tuned_baseline} as tuned, paired p = "
                                   f"{r.p_vs_tuned_median:.3g})" for r in equal_only) + "."
