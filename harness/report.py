@@ -268,6 +268,11 @@ def verdicts(t: pd.DataFrame) -> list[str]:
     Last, it must be above the best baseline at that baseline's own validation-chosen fraction
     (the unpruned model included) with a paired p < ALPHA; one that passes the rest but not
     this is named as winning at equal budget only.
+
+    The seed-for-seed test is the median of the per-seed paired p values, not one test pooled
+    over seeds (a stratified McNemar): every seed is scored on the same test examples, so the
+    strata are not independent, and pooling would count each example once per seed, a power
+    the data do not have. Variation between seeds is the across-seeds test's job.
     """
     lines = []
     for (model, task), g in t.groupby(["model", "task"], sort=True):
