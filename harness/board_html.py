@@ -208,7 +208,19 @@ def _group_rows(rows: pd.DataFrame, entry: pd.Series) -> pd.DataFrame:
 def command(group: pd.DataFrame) -> str:
     """The `harness bench` line that reruns every cell behind a table row (the whole sweep the
     fraction was chosen from). The recipe is spelt out even where it is the strategy's default,
-    so the line still means the same run if a default changes later."""
+    so the line still means the same run if a default changes later. Seeds run with different
+    run settings (say, a smaller calibration batch for memory) get one line each, joined by
+    `&&`: one line would rerun some of them with the wrong setting."""
+    settings = [c for c, _ in EXTRA_OPTIONS if c in group]
+    if settings:
+        keyed = group[settings].astype(str)
+        parts = [group[(keyed == key).all(axis=1)] for key in keyed.drop_duplicates().itertuples(index=False)]
+        if len(parts) > 1:
+            return " && ".join(_command(part) for part in parts)
+    return _command(group)
+
+
+def _command(group: pd.DataFrame) -> str:
     from harness.strategy import recipe_name, variant_settings
 
     first = group.iloc[0]

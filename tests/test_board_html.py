@@ -85,16 +85,18 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
     assert table.strategy.str.contains("[", regex=False).any()  # variants (--option) are covered
     for _, entry in table.iterrows():
         cells = board_html._group_rows(rows, entry)
-        kw = bench_cmd.make_context("bench", shlex.split(board_html.command(cells))[2:]).params
-        cfg = bench.BenchConfig(
-            model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
-            fractions=split_list(kw["fractions"], float) or None, seeds=split_list(kw["seeds"], int),
-            limit=kw["limit"], select_on=kw["select_on"], calibration_size=kw["calibration_size"],
-            calibration_batch_size=kw["calibration_batch_size"], matrices=kw["matrices"],
-            layers=kw["layers"], scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
-            threshold=kw["threshold"], dtype=kw["dtype"], objective=kw["objective"],
-            options=dict(o.split("=", 1) for o in kw["options"]))
-        grid = bench.grid_keys(cfg, cfg.tasks, bench.resolve_strategies(cfg))
+        grid = set()
+        for line in board_html.command(cells).split(" && "):  # one line per run setting
+            kw = bench_cmd.make_context("bench", shlex.split(line)[2:]).params
+            cfg = bench.BenchConfig(
+                model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
+                fractions=split_list(kw["fractions"], float) or None, seeds=split_list(kw["seeds"], int),
+                limit=kw["limit"], select_on=kw["select_on"], calibration_size=kw["calibration_size"],
+                calibration_batch_size=kw["calibration_batch_size"], matrices=kw["matrices"],
+                layers=kw["layers"], scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
+                threshold=kw["threshold"], dtype=kw["dtype"], objective=kw["objective"],
+                options=dict(o.split("=", 1) for o in kw["options"]))
+            grid |= bench.grid_keys(cfg, cfg.tasks, bench.resolve_strategies(cfg))
         assert grid == set(cells.config_hash), board_html.command(cells)
 
 
