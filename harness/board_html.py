@@ -213,8 +213,8 @@ def command(group: pd.DataFrame) -> str:
     `&&`: one line would rerun some of them with the wrong setting."""
     settings = [c for c, _ in EXTRA_OPTIONS if c in group]
     if settings:
-        keyed = group[settings].astype(str)
-        parts = [group[(keyed == key).all(axis=1)] for key in keyed.drop_duplicates().itertuples(index=False)]
+        keyed = group[settings].astype(str)  # unset settings ("nan") group together
+        parts = [part for _, part in group.groupby([keyed[c] for c in settings], sort=False)]
         if len(parts) > 1:
             return " && ".join(_command(part) for part in parts)
     return _command(group)

@@ -211,7 +211,8 @@ def seeds_vs_random(df: pd.DataFrame, g: pd.DataFrame, baselines: set[str]) -> t
     own = g.strategy.iloc[0]
     test = df[(df.split == "test") & (df.model == g.model.iloc[0]) & (df.task == g.task.iloc[0])
               & df.strategy.isin(baselines - {own}) & df.fraction.isin(set(g.fraction))]
-    seeds = test.groupby(["strategy", "fraction"]).seed.nunique()
+    by_control = test.groupby(["strategy", "fraction"])
+    seeds = by_control.seed.nunique()
     controls = seeds[seeds >= 2]
     if controls.empty:  # nothing with a seed distribution: how many seeds the best-seeded has
         return np.nan, int(seeds.max()) if len(seeds) else 0, ""
@@ -219,8 +220,7 @@ def seeds_vs_random(df: pd.DataFrame, g: pd.DataFrame, baselines: set[str]) -> t
     if len(g) < 2:
         return np.nan, int(controls.min()), names
     mine = g.value.to_numpy()
-    ps = [permutation_p_value(mine, test[(test.strategy == s) & (test.fraction == f)].value.to_numpy())
-          for s, f in controls.index]
+    ps = [permutation_p_value(mine, by_control.get_group(key).value.to_numpy()) for key in controls.index]
     return (np.nan if np.isnan(ps).all() else float(np.nanmax(ps))), int(controls.min()), names
 
 
