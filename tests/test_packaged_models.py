@@ -43,7 +43,22 @@ def test_a_bad_checksum_leaves_no_file(chunk_packages, monkeypatch):
     assert not list((models.home() / "gguf").iterdir())  # neither the file nor a temporary
 
 
-def test_missing_chunk_package_names_the_pip_command(monkeypatch):
+def test_a_joined_file_is_reused_without_the_chunk_packages(chunk_packages, monkeypatch):
+    blob, parts = chunk_packages
+    spec = models.PackagedGGUF("fake.gguf", parts, sha256=hashlib.sha256(blob).hexdigest())
+    monkeypatch.setitem(models.EMBEDDED, "fake-model", spec)
+    joined = models.embedded_gguf("fake-model")
+    gone = models.PackagedGGUF("fake.gguf", (("no_such_chunk_pkg_part1", "data/part01.bin"),)
+                               + parts[1:], spec.sha256)
+    monkeypatch.setitem(models.EMBEDDED, "fake-model", gone)
+    assert models.embedded_gguf("fake-model") == joined
+    joined.unlink()  # without the joined file the missing package is named again
+    with pytest.raises(HarnessError, match="needs the package no-such-chunk-pkg-part1"):
+        models.embedded_gguf("fake-model")
+
+
+def test_missing_chunk_package_names_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("EIGENHARNESS_HOME", str(tmp_path))  # no joined file from an earlier run
     spec = models.EMBEDDED["qwen2.5-coder-0.5b"]
     missing = models.PackagedGGUF(spec.filename, (("no_such_chunk_pkg_part1", "data/part01.bin"),)
                                   + spec.parts[1:], spec.sha256)
