@@ -65,8 +65,11 @@ def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
     out = tmp_path / "results.csv"
     cmd = [sys.executable, "-m", "harness.cli", "bench", "--model", str(tiny_dir),
            "--output", str(out), *GRID, "--seed", "0,1,2,3"]  # long enough to be caught mid-way
+    # SIGINT back to its default in the child: a shell ignores it for background jobs, and
+    # pytest started as one (`.ci/run &`) would hand that on, so the Ctrl-C below never arrived
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:  # kill it once a few cells have landed
         if out.exists() and len(pd.read_csv(out)) >= 2:
