@@ -102,14 +102,14 @@ def _package_file(name: str, gguf: PackagedGGUF, package: str, relative: str) ->
 def embedded_gguf(name: str) -> Path:
     """The GGUF file of a packaged model; chunked ones are joined (and checked) once."""
     gguf = EMBEDDED[name]
+    if len(gguf.parts) == 1:
+        return _package_file(name, gguf, *gguf.parts[0])
     target = home() / "gguf" / gguf.filename
-    if len(gguf.parts) > 1 and target.is_file():
+    if target.is_file():
         # Checked when it was joined, and only ever renamed into place whole: the chunk
         # packages are not needed again (a fresh virtualenv can reuse the cache).
         return target
     files = [_package_file(name, gguf, package, rel) for package, rel in gguf.parts]
-    if len(files) == 1:
-        return files[0]
     join_chunks(files, target, gguf.sha256, name)
     return target
 
