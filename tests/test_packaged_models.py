@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
@@ -73,8 +74,6 @@ def test_missing_chunk_package_names_the_pip_command(tmp_path, monkeypatch):
 
 def test_converted_model_cache_follows_the_file_contents_not_its_path_or_mtime(tmp_path, monkeypatch):
     """Reinstalling the package that ships a GGUF rewrites it with a new mtime: keep the cache."""
-    import os
-
     monkeypatch.setenv("EIGENHARNESS_HOME", str(tmp_path / "home"))
     body = bytes(range(256)) * (3 * models.SAMPLE_BYTES // 256)
     first = tmp_path / "a" / "model.gguf"
