@@ -123,8 +123,6 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
             raise HarnessError(f"fraction {f} is outside [0, 1); give e.g. --fraction 0.05,0.2")
     if cfg.select_on not in ("auto", "validation", "none"):
         raise HarnessError(f"unknown --select-on '{cfg.select_on}'; choose from: auto, validation, none")
-    if cfg.folds is not None and cfg.folds < 2:
-        raise HarnessError(f"--folds {cfg.folds} must be at least 2 (or leave it out: the task's own split)")
     if cfg.test_on not in ("all", "chosen"):
         raise HarnessError(f"unknown --test-on '{cfg.test_on}'; choose from: all, chosen")
     if cfg.test_on == "chosen" and cfg.select_on == "none":

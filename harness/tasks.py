@@ -249,8 +249,8 @@ def folded(task, folds: int, fold: int):
     import datasets
     import numpy as np
 
-    if not 2 <= folds:
-        raise HarnessError(f"--folds {folds} must be at least 2")
+    if folds < 2:
+        raise HarnessError(f"--folds {folds} must be at least 2 (or leave it out: the task's own split)")
     if not 0 <= fold < folds:
         raise HarnessError(f"fold {fold} is outside 0..{folds - 1}")
     docs = labelled_docs(task)
