@@ -18,10 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import atomic, objectives, removal
+from harness import atomic, calibration, models, objectives, removal, selection
+from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.matrices import Matrix
-from harness.spectral import Factors
+from harness.plugins import registry
+from harness.scoring import ScoringContext
+from harness.spectral import Factors, SpectrumCache
 
 
 @dataclass
@@ -79,9 +82,6 @@ def compare(model, matrices: list[Matrix], factors: dict[str, Factors], batches,
             measure_examples: int | None = None, max_rows: int = 128, seed: int = 0,
             objective: str = "ce") -> pd.DataFrame:
     """One row per sampled direction: where it is, σ, the measured loss change, every score."""
-    from harness.plugins import registry
-    from harness.scoring import ScoringContext
-
     ctx = ScoringContext(model, matrices, factors, batches, seed, objective=objective)
     means = ctx.input_means() if compensate else None
     measured = removal.measure(model, matrices, factors, removal.subset(batches, measure_examples),
@@ -113,7 +113,7 @@ def summarise(df: pd.DataFrame, scorers: list[str]) -> pd.DataFrame:
 
 
 def plot(df: pd.DataFrame, summary: pd.DataFrame, scorers: list[str], path: Path) -> None:
-    from harness.report import _pyplot
+    from harness.report import _pyplot  # deferred: the report's plotting imports matplotlib
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(scorers), figsize=(4.5 * len(scorers), 4), squeeze=False)
@@ -137,11 +137,6 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame, scorers: list[str], path: Path
 
 def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
     """Load, sample, measure, score; write <task>_directions.csv, <task>_summary.csv, <task>.png."""
-    from harness import calibration, models, selection
-    from harness import tasks as task_lib
-    from harness.plugins import registry
-    from harness.spectral import SpectrumCache
-
     if min(cfg.sample, cfg.max_rows, cfg.calibration_batch_size, cfg.measure_examples or 1) < 1 \
             or cfg.calibration_size < 2:
         raise HarnessError("--sample, --max-rows, --calibration-batch-size and --measure-examples "

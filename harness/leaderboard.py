@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import atomic
+from harness.errors import HarnessError
 
 
 @dataclass
@@ -98,8 +99,6 @@ def scan(path: str | Path) -> ResultsFile:
     """Read a results CSV strictly: a file that is not one is an error naming it; a truncated
     last line (a crash mid-write by another tool, a copy cut short) is returned apart, so the
     complete rows are kept and nothing is silently rewritten with blanks."""
-    from harness.errors import HarnessError
-
     path = Path(path)
     if not path.is_file():
         if path.exists():

@@ -37,6 +37,7 @@ from torch import nn
 
 from harness import objectives
 from harness.calibration import IGNORE, Batch, target_logits
+from harness.discovery import config_shape, layer_list
 from harness.matrices import Matrix
 from harness.objectives import RowObjective
 from harness.scoring import frozen
@@ -159,8 +160,6 @@ def _tiled(layers: list[nn.Module], rows: int, copies: int) -> Iterator[None]:
 def _layer_of(model: nn.Module, matrices: list[Matrix]) -> tuple[list[nn.Module], dict[str, int]] | None:
     """The decoder layers and the index of the layer holding each matrix, or None where the
     layer list is not found or a matrix sits outside it."""
-    from harness.discovery import config_shape, layer_list
-
     try:
         found = layer_list(model, config_shape(model.config).layers)
     except Exception:  # a model without a transformers config: no prefix reuse

@@ -10,12 +10,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from eigenharness_tasks import TASKS_DIR
+
 from harness.errors import HarnessError
 
 
 def shipped_dir() -> Path:
-    from eigenharness_tasks import TASKS_DIR
-
     return TASKS_DIR
 
 
@@ -36,7 +36,7 @@ def lmeval_prompt_dir() -> Path:
     """
     import lm_eval
 
-    from harness.models import home
+    from harness.models import home  # deferred: models imports torch; `harness tasks` is torch-free
 
     root = Path(lm_eval.__file__).parent / "tasks"
     data_module = shipped_dir() / "superglue" / "superglue"
