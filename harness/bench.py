@@ -225,6 +225,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         svd_seconds=round(edit.svd_seconds, 3),
         objective=s.objective if pruning and s.spectral else "",
         calibration_batch_size=config["calibration_batch_size"],
+        role="baseline" if s.baseline else "method",
     )
 
 

@@ -63,6 +63,9 @@ class Row:
     svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
     objective: str = ""  # what a spectral strategy's scores estimate (ce, margin, ...)
     calibration_batch_size: int = 16  # in the cell's config hash, so a row's command must give it
+    # "baseline" or "method", as the strategy's plugin declared it when the row was written:
+    # a board built where that plugin is not installed still knows what a method must beat
+    role: str = ""
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -14,6 +14,7 @@ import functools
 import importlib
 import importlib.metadata
 import os
+import pkgutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,21 +30,6 @@ from harness.recipes import Strategy
 
 GROUP = "eigenharness"
 BUILTIN_PACKAGE = "eigenharness_plugins"
-BUILTIN_MODULES = (
-    "architectures",
-    "selectors",
-    "scorers",
-    "pruners",
-    "spectral_strategies",
-    "magnitude",
-    "laser",
-    "executors",
-    "verified",
-    "iterative",
-    "budget",
-    "objectives",
-    "objective_strategies",
-)
 KINDS = ("architectures", "selectors", "scorers", "objectives", "pruners", "strategies", "executors")
 
 
@@ -105,13 +91,21 @@ def make_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, str]]:
         versions[ep.name] = ep.dist.version if ep.dist else "unknown"
         if builtin:
             builtin_seen.add(ep.value.split(".", 1)[1])
-    # Running from a source tree that was never installed: register built-ins directly.
-    for module in BUILTIN_MODULES:
+    # An install older than the source tree (an editable install made before a plugin was
+    # added) lacks some entry points: register the package's other modules directly. The
+    # pyproject's entry points are the one list; tests/test_plugins.py fails if they drift.
+    for module in builtin_modules():
         if module not in builtin_seen and not pm.has_plugin(module):
             pm.register(importlib.import_module(f"{BUILTIN_PACKAGE}.{module}"), name=module)
             versions[module] = __version__
     pm.check_pending()
     return pm, versions
+
+
+def builtin_modules() -> list[str]:
+    """Every module of the built-in plugin package (each one is a plugin)."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
 
 
 def collect(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) -> Registry:

@@ -29,6 +29,7 @@ import yaml
 
 from harness import bench, models
 from harness import tasks as task_lib
+from harness.atomic import replacing
 from harness.bench import BenchConfig
 from harness.errors import HarnessError, warn
 from harness.leaderboard import scan, set_aside_torn
@@ -313,8 +314,6 @@ def _lm_eval_words() -> set[str]:
             words |= _words(path.read_bytes())
         except OSError:
             continue
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(sorted(words)))
-    tmp.replace(cache)
+    with replacing(cache) as f:
+        f.write(json.dumps(sorted(words)).encode())
     return words

@@ -27,31 +27,28 @@ import pandas as pd
 
 from harness import leaderboard, per_example
 from harness.errors import HarnessError, warn
+from harness.plugins import registry
+from harness.recipes import recipe_name
 from harness.stats import paired_p_value, permutation_p_value, smallest_permutation_p
 
 KEYS = ["model", "task", "strategy"]
 ALPHA = 0.05
-# used when the plugin that defined a strategy is not installed where the board is built
-KNOWN_BASELINES = {"none", "majority", "random-sv", "random-sv-nocomp", "smallest-sv",
-                   "smallest-sv-comp", "magnitude", "laser", "random-sv-budget-kinds"}
 
 
-def baseline_names(strategies) -> set[str]:
-    """Strategies that are baselines (a method must beat them), per their plugins' declaration."""
-    from harness.strategy import recipe_name
-
+def baseline_names(strategies, rows: pd.DataFrame | None = None) -> set[str]:
+    """Strategies that are baselines (a method must beat them), per their plugins' declaration;
+    one whose plugin is not installed where the board is built keeps the role its `rows` recorded."""
     try:
-        from harness.plugins import registry
-
         table = registry().components["strategies"]
     except Exception:  # a broken plugin must not stop a board from being read
         table = {}
+    recorded = set() if rows is None or "role" not in rows else set(rows.strategy[rows.role == "baseline"])
 
     def is_baseline(name: str) -> bool:
-        name = recipe_name(name)  # a variant (`random-sv[matrices=all]`) is its recipe's kind
-        if name in table:
-            return table[name].value.baseline
-        return name in KNOWN_BASELINES
+        recipe = recipe_name(name)  # a variant (`random-sv[matrices=all]`) is its recipe's kind
+        if recipe in table:
+            return table[recipe].value.baseline
+        return name in recorded
 
     return {s for s in strategies if is_baseline(s)}
 
@@ -149,7 +146,7 @@ def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFram
     baseline's row of the same seed when it has one, else its first seed.
     """
     test = df[(df.split == "test") & (df.fraction > 0)]
-    baselines = baseline_names(set(df.strategy))
+    baselines = baseline_names(set(df.strategy), df)
     out = []
     for r in chosen.itertuples():
         pool = test[(test.model == r.model) & (test.task == r.task) & (test.fraction == r.fraction)
@@ -188,7 +185,7 @@ def against_tuned_baseline(chosen: pd.DataFrame) -> pd.DataFrame:
     fraction is beaten only at the method's; a tuned-against-tuned win is the one a user gets.
     "Best" is the highest mean test value over seeds (picked on test: it can only favour the
     baseline)."""
-    baselines = baseline_names(set(chosen.strategy))
+    baselines = baseline_names(set(chosen.strategy), chosen)
     as_tuned = (chosen.chosen_on == "validation") | (chosen.fraction == 0)
     tuned = chosen[chosen.strategy.isin(baselines) & as_tuned]
     out = []
@@ -228,7 +225,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     chosen = against_tuned_baseline(against_method(against_best_baseline(df, choose(df)), df=df))
     setting = np.where(chosen.chosen_on == "none", chosen.fraction.astype(str), "chosen")
     chosen = chosen.assign(setting=setting)
-    baselines = baseline_names(set(df.strategy))
+    baselines = baseline_names(set(df.strategy), df)
     rows = []
     for (model, task, strategy, _setting), g in chosen.groupby(KEYS + ["setting"], sort=True):
         has_best = g.best_baseline.astype(bool)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from eigenharness_tasks import TASKS_DIR
 
+from harness.atomic import replacing
 from harness.errors import HarnessError
 
 
@@ -48,9 +49,8 @@ def lmeval_prompt_dir() -> Path:
                 "training_split: train\nvalidation_split: validation\ntest_split: test\n")
         target = out / f"{name}.yaml"
         if (root / rel).is_file() and (not target.is_file() or target.read_text() != text):
-            tmp = target.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(target)
+            with replacing(target) as f:
+                f.write(text.encode())
     return out
 
 

@@ -45,6 +45,10 @@ def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path)
     assert df.nll.notna().all() and (df.nll > 0).all()
     assert (df[df.strategy == "none"].nll_delta == 0).all()
     assert set(df.architecture) == {"llama (registered)"}
+    # each row records its plugin's role, for a board built where that plugin is missing
+    assert dict(zip(df.strategy, df.role, strict=True)) == {
+        "none": "baseline", "eigen": "method", "random-sv": "baseline", "smallest-sv": "baseline",
+        "magnitude": "baseline"}
     for r in df.itertuples():
         ex = per_example.load(out, r.config_hash, r.split)
         assert len(ex["metric"]) == r.n
