@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import atomic, calibration, models, objectives, removal, selection
+from harness import atomic, calibration, models, objective_loss, removal, selection
 from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.matrices import Matrix
@@ -39,7 +39,7 @@ class FidelityConfig:
     calibration_batch_size: int = 16
     measure_examples: int | None = 32  # held-in subset of the calibration data (None: all)
     compensate: bool = True  # measure mean ablation (what eigen does) or zeroing
-    objective: str = "ce"  # what scores estimate and removals measure (harness/objectives.py)
+    objective: str = "ce"  # what scores estimate and removals measure (harness/objective_loss.py)
     seed: int = 0
     max_rows: int = 128
     out_dir: Path = Path("leaderboard") / "fidelity"
@@ -85,7 +85,7 @@ def compare(model, matrices: list[Matrix], factors: dict[str, Factors], batches,
     ctx = ScoringContext(model, matrices, factors, batches, seed, objective=objective)
     means = ctx.input_means() if compensate else None
     measured = removal.measure(model, matrices, factors, removal.subset(batches, measure_examples),
-                               sample, means, max_rows, objectives.get(objective))
+                               sample, means, max_rows, objective_loss.get(objective))
     scores = {name: registry().get("scorers", name)(ctx) for name in scorers}
     by_id = {m.id: m for m in matrices}
     frames = []
@@ -143,7 +143,7 @@ def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
                            "must be >= 1, --calibration-size >= 2")
     for name in cfg.scorers:
         registry().get("scorers", name)
-    objectives.get(cfg.objective)
+    objective_loss.get(cfg.objective)
     _, tasks = task_lib.load([cfg.task], cfg.tasks_dir, cfg.data_dir)
     task = next(iter(tasks.values()))
     model, tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)

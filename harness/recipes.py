@@ -44,7 +44,7 @@ class Strategy:
     # request.options, and `--option rounds=2` sets one for a run (the row is then labelled
     # `eigen-iterative[rounds=2]`). Numbers must be > 0; a tuple default takes a comma list.
     options: dict[str, Any] = field(default_factory=dict)
-    # A reference that needs no model (harness/majority.py): given the lm-eval Task, returns the
+    # A reference that needs no model (harness/majority_answer.py): given the lm-eval Task, returns the
     # lm-eval LM that answers it instead of the model; the weights are never touched.
     answerer: Callable[[Any], Any] | None = None
 

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness import objectives
+from harness import objective_loss
 from harness.calibration import IGNORE, Batch, target_logits
 from harness.discovery import config_shape, layer_list
 from harness.matrices import Matrix
-from harness.objectives import RowObjective
+from harness.objective_loss import RowObjective
 from harness.scoring import frozen
 from harness.spectral import Factors
 
@@ -225,7 +225,7 @@ def measure(
     `reuse_prefix=False` makes the copies at the model's input (the reference the tiled
     path is tested against); `regroup=False` forwards each batch padded as it came.
     """
-    objective = objective or objectives.get("ce")
+    objective = objective or objective_loss.get("ce")
     device = next(model.parameters()).device
     batches = [b.to(device) for b in batches]
     grouped = [length_groups(b) if regroup else [b] for b in batches]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness import hookimpl, objectives, removal, spectral
+from harness import hookimpl, objective_loss, removal, spectral
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.plugins import registry
@@ -77,7 +77,7 @@ def _measured(request: PruneRequest, factors, drop: dict[str, torch.Tensor], n_e
         means = request.input_means() if strategy.compensate else None
         m = removal.measure(
             request.model, request.matrices, factors, removal.subset(request.batches, n_examples),
-            removal.candidates_from_mask(new), means, max_rows, objectives.get(request.objective))
+            removal.candidates_from_mask(new), means, max_rows, objective_loss.get(request.objective))
         for i, delta in m.delta.items():
             known.grids[i][new[i]] = delta.double()
         known.base_loss, known.rows, known.passes = m.base_loss, m.rows, m.passes

@@ -419,7 +419,7 @@ def test_fidelity_command_writes_csvs_and_a_plot(tiny_dir, tmp_path):
 
 
 def test_objectives_on_hand_made_logits():
-    from harness import objectives
+    from harness import objective_loss
     from harness.calibration import IGNORE
 
     # two rows, vocabulary of 4; row 0 has targets at positions 2 and 3, row 1 only at 3
@@ -430,23 +430,23 @@ def test_objectives_on_hand_made_logits():
     labels = torch.full((2, 4), IGNORE)
     labels[0, 2:] = torch.tensor([1, 2])
     labels[1, 3] = 0
-    sums, counts = objectives.get("margin")(logits, labels)
+    sums, counts = objective_loss.get("margin")(logits, labels)
     assert sums.tolist() == [-0.5, 3.0] and counts.tolist() == [1, 1]
-    sums, counts = objectives.get("first-token")(logits, labels)
+    sums, counts = objective_loss.get("first-token")(logits, labels)
     expected = [-torch.log_softmax(logits[0, 1], -1)[1], -torch.log_softmax(logits[1, 2], -1)[0]]
     assert torch.allclose(sums, torch.stack(expected)) and counts.tolist() == [1, 1]
-    sums, counts = objectives.get("ce")(logits, labels)
+    sums, counts = objective_loss.get("ce")(logits, labels)
     assert counts.tolist() == [2, 1]
     assert (sums.sum() / counts.sum()).item() == pytest.approx(target_loss(logits, labels).item())
-    assert objectives.batch_loss("margin", logits, labels).item() == pytest.approx(1.25)
+    assert objective_loss.batch_loss("margin", logits, labels).item() == pytest.approx(1.25)
     with pytest.raises(Exception, match="choose from: ce, first-token, margin"):
-        objectives.get("accuracy")
+        objective_loss.get("accuracy")
 
 
 @pytest.mark.parametrize("objective", ["margin", "first-token"])
 def test_scores_estimate_the_chosen_objective(objective):
     """σ ∂J/∂σ under another objective J: the gradient scorer against autograd on the weight."""
-    from harness import objectives
+    from harness import objective_loss
 
     model = tiny_model("llama")
     batch = random_batches(1)[0]
@@ -457,7 +457,7 @@ def test_scores_estimate_the_chosen_objective(objective):
     w = m.module.weight
     w.requires_grad_(True)
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    (grad,) = torch.autograd.grad(objectives.batch_loss(objective, logits, batch.labels), w)
+    (grad,) = torch.autograd.grad(objective_loss.batch_loss(objective, logits, batch.labels), w)
     w.requires_grad_(False)
     g = m.to_blocks(grad)
     expected = -f.S * torch.einsum("hoj,hoi,hji->hj", f.U, g, f.Vh)
