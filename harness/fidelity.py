@@ -25,6 +25,7 @@ from harness.matrices import Matrix
 from harness.plugins import registry
 from harness.scoring import ScoringContext
 from harness.spectral import Factors, SpectrumCache
+from harness.strategy import run_scorer
 
 
 @dataclass
@@ -86,7 +87,7 @@ def compare(model, matrices: list[Matrix], factors: dict[str, Factors], batches,
     means = ctx.input_means() if compensate else None
     measured = removal.measure(model, matrices, factors, removal.subset(batches, measure_examples),
                                sample, means, max_rows, objective_loss.get(objective))
-    scores = {name: registry().get("scorers", name)(ctx) for name in scorers}
+    scores = {name: run_scorer(name, ctx)[0] for name in scorers}
     by_id = {m.id: m for m in matrices}
     frames = []
     for mid, hj in sample.items():

@@ -82,29 +82,57 @@ class PruneRequest:
         objective (the strategy's)."""
         key = ("scores", scorer_name, self.seed, self.objective)
         if key not in self.cache:
-            scorer = registry().get("scorers", scorer_name)
             self.factors()  # the SVDs first: their time is the row's svd_seconds, not scoring's
-            start = time.perf_counter()
-            with plugin_call("scorers", scorer_name):
-                scores = scorer(self.context())
-            expected = {k: tuple(f.S.shape) for k, f in self.factors().items()}
-            check_tensors("scorers", scorer_name, scores, expected, floating=True)
-            self.cache[key] = (scores, time.perf_counter() - start)
+            self.cache[key] = self.score(self.context(), scorer_name)
         return self.cache[key]
+
+    # Every scorer and pruner call of the core and of searching strategies goes through `score`
+    # and `prune` (or the functions below), so a plugin's exception or wrong shape is named the
+    # same way everywhere.
+    def score(self, ctx: ScoringContext,
+              scorer_name: str | None = None) -> tuple[dict[str, torch.Tensor], float]:
+        """(scores, seconds) of a scorer (the strategy's by default) on `ctx`, not cached: a
+        search that rescored a changed model (eigen-iterative's rounds) passes its own context."""
+        return run_scorer(scorer_name or self.strategy.scorer, ctx)
+
+    def prune(self, scores: dict[str, torch.Tensor],
+              fraction: float | None = None) -> dict[str, torch.Tensor]:
+        """The strategy's pruner's keep-masks for `scores` (any subset of the matrices) at
+        `fraction` (the cell's by default)."""
+        return run_pruner(self.strategy.pruner, scores, self.fraction if fraction is None else fraction,
+                          self.options)
 
     def input_means(self) -> dict[str, torch.Tensor]:
         return self.context().input_means()
+
+
+def run_scorer(name: str, ctx: ScoringContext) -> tuple[dict[str, torch.Tensor], float]:
+    """(scores, seconds) of the scorer `name` on `ctx`; its failure or a wrong shape is one line
+    naming the scorer, its plugin and the hook."""
+    scorer = registry().get("scorers", name)
+    start = time.perf_counter()
+    with plugin_call("scorers", name):
+        scores = scorer(ctx)
+    check_tensors("scorers", name, scores, {k: tuple(f.S.shape) for k, f in ctx.factors.items()},
+                  floating=True)
+    return scores, time.perf_counter() - start
+
+
+def run_pruner(name: str, scores: dict[str, torch.Tensor], fraction: float,
+               options: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The pruner `name`'s keep-masks for `scores`, checked like `run_scorer`'s scores."""
+    pruner = registry().get("pruners", name)
+    with plugin_call("pruners", name):
+        keep = pruner(scores, fraction, options)
+    check_tensors("pruners", name, keep, {k: tuple(v.shape) for k, v in scores.items()}, floating=False)
+    return keep
 
 
 def spectral_apply(request: PruneRequest) -> Edit:
     """The default path: score -> keep-mask -> prune (with bias compensation if asked)."""
     strategy = request.strategy
     scores, seconds = request.scores(strategy.scorer)
-    pruner = registry().get("pruners", strategy.pruner)
-    with plugin_call("pruners", strategy.pruner):
-        keep = pruner(scores, request.fraction, request.options)
-    check_tensors("pruners", strategy.pruner, keep, {k: tuple(v.shape) for k, v in scores.items()},
-                  floating=False)
+    keep = request.prune(scores)
     means = request.input_means() if strategy.compensate else None
     edit = spectral.prune(request.matrices, request.factors(), keep, means)
     edit.scores = scores

@@ -36,7 +36,6 @@ import torch
 from harness import hookimpl, objective_loss, removal, spectral
 from harness.edits import Edit
 from harness.errors import HarnessError
-from harness.plugins import registry
 from harness.strategy import PruneRequest, Strategy
 
 DEFAULTS = {"verify_multiple": 3.0, "verify_examples": 16, "verify_rows": 128}
@@ -89,11 +88,10 @@ def verified_apply(request: PruneRequest) -> Edit:
     multiple = _option(request, "verify_multiple")
     n_examples = _option(request, "verify_examples")
     max_rows = _option(request, "verify_rows")
-    pruner = registry().get("pruners", strategy.pruner)
     scores, seconds = request.scores(strategy.scorer)
     factors = request.factors()
 
-    shortlist = pruner(scores, min(1.0, multiple * request.fraction), request.options)
+    shortlist = request.prune(scores, min(1.0, multiple * request.fraction))
     drop = {i: ~k.cpu() for i, k in shortlist.items()}
     start = time.perf_counter()
     measured = _measured(request, factors, drop, n_examples, max_rows)
@@ -101,9 +99,9 @@ def verified_apply(request: PruneRequest) -> Edit:
 
     # Not shortlisted: +inf, so a fraction pruner takes the budget from the shortlist only.
     grid = {i: torch.where(drop[i], measured.grids[i], torch.inf) for i in drop}
-    keep = pruner(grid, request.fraction, request.options)
+    keep = request.prune(grid)
     keep = {i: k.cpu() | ~drop[i] for i, k in keep.items()}  # never outside the shortlist
-    one_shot = pruner(scores, request.fraction, request.options)
+    one_shot = request.prune(scores)
 
     means = request.input_means() if strategy.compensate else None
     edit = spectral.prune(request.matrices, factors, keep, means)
