@@ -230,3 +230,17 @@ def test_bad_options_are_one_line_before_the_model_loads(tmp_path, args, message
                                       str(tmp_path / "r.csv"), *args])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"error: {message}"]
+
+
+def test_a_second_ctrl_c_exits_at_once(monkeypatch):
+    """The first Ctrl-C stops the run between cells; a second one does not wait for it."""
+    from harness import cli
+
+    exits = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    monkeypatch.setattr(cli._interrupt_twice_to_force, "pressed", False, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupt_twice_to_force(2, None)
+    assert exits == []
+    cli._interrupt_twice_to_force(2, None)
+    assert exits == [130]

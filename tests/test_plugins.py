@@ -13,6 +13,7 @@ from harness import hookimpl, plugins
 from harness.cli import cli
 from harness.errors import HarnessError
 from harness.strategy import Strategy
+from harness.testing import registry_with
 
 
 class ThirdParty:
@@ -55,11 +56,10 @@ class ThirdParty:
 
 @pytest.fixture
 def third_party():
-    pm, versions = plugins.make_plugin_manager()
-    pm.register(ThirdParty(), name="thirdparty")
-    plugins._registry = plugins.collect(pm, versions)
-    yield plugins._registry
-    plugins.reset()
+    plugin = ThirdParty()
+    plugin.__name__ = "thirdparty"  # the plugin name listings and errors show
+    with registry_with(plugin) as registry:
+        yield registry
 
 
 def test_builtins_register_through_the_entry_point_group():
