@@ -1,6 +1,6 @@
 """One family through the whole path, tiny: matrices found, eigen runs, restore, --save reload.
 
-Used by scripts/coverage_table.py (the README's "Supported models" table) and by
+Used by scripts/coverage_table.py (the docs page "Supported models", docs/supported-models.md) and by
 tests/test_discovery.py, so the table and the tests check the same things the same way.
 """
 
