@@ -22,6 +22,7 @@ import torch
 
 from harness import __version__, leaderboard, per_example
 from harness import tasks as task_lib
+from harness.calibration import split_docs
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.export import write_json
@@ -224,8 +225,6 @@ def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[s
 
 def examples_evaluated(task, cfg: BenchConfig) -> float:
     """What one cell of `task` costs, roughly: the examples it evaluates over its splits."""
-    from harness.calibration import split_docs
-
     total = 0.0
     for split in eval_splits(task, cfg.select_on):
         try:
@@ -259,6 +258,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         svd_seconds=round(edit.svd_seconds, 3),
         objective=s.objective if pruning and s.spectral else "",
         calibration_batch_size=config["calibration_batch_size"],
+        role="baseline" if s.baseline else "method",
     )
 
 

@@ -12,6 +12,11 @@ import click
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.recipes import option_text
+
+# The subcommands import the rest of the harness inside their functions: torch, transformers
+# and lm-eval take seconds to import, and `harness --help`, `harness tasks` or a mistyped
+# option must answer without them. Those are the only function-level imports of the CLI.
 
 
 def _quiet() -> None:
@@ -269,7 +274,6 @@ def tasks(tasks_dir: str | None, show_all: bool) -> None:
 def plugins() -> None:
     """List loaded plugins, their versions, hooks and the components they register."""
     from harness.plugins import KINDS, registry
-    from harness.strategy import option_text
 
     reg = registry()
     by_plugin: dict[str, dict[str, list[str]]] = {}

@@ -23,29 +23,26 @@ import pandas as pd
 from harness import analysis, leaderboard
 from harness.analysis import ALPHA, RULE_TEXT  # noqa: F401 (the board's rule, re-exported)
 from harness.errors import HarnessError, warn
+from harness.plugins import registry
+from harness.recipes import recipe_name, variant_settings
 
 KEYS = ["model", "task", "design", "strategy"]
-# used when the plugin that defined a strategy is not installed where the board is built
-KNOWN_BASELINES = {"none", "majority", "random-sv", "random-sv-nocomp", "smallest-sv",
-                   "smallest-sv-comp", "magnitude", "laser", "random-sv-budget-kinds"}
 
 
-def baseline_names(strategies) -> set[str]:
-    """Strategies that are baselines (a method must beat them), per their plugins' declaration."""
-    from harness.strategy import recipe_name
-
+def baseline_names(strategies, rows: pd.DataFrame | None = None) -> set[str]:
+    """Strategies that are baselines (a method must beat them), per their plugins' declaration;
+    one whose plugin is not installed where the board is built keeps the role its `rows` recorded."""
     try:
-        from harness.plugins import registry
-
         table = registry().components["strategies"]
     except Exception:  # a broken plugin must not stop a board from being read
         table = {}
+    recorded = set() if rows is None or "role" not in rows else set(rows.strategy[rows.role == "baseline"])
 
     def is_baseline(name: str) -> bool:
-        name = recipe_name(name)  # a variant (`random-sv[matrices=all]`) is its recipe's kind
-        if name in table:
-            return table[name].value.baseline
-        return name in KNOWN_BASELINES
+        recipe = recipe_name(name)  # a variant (`random-sv[matrices=all]`) is its recipe's kind
+        if recipe in table:
+            return table[recipe].value.baseline
+        return name in recorded
 
     return {s for s in strategies if is_baseline(s)}
 
@@ -110,25 +107,23 @@ def choose(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(picked, ignore_index=True)
 
 
-def strategy_flags(strategies) -> dict[str, tuple[bool, bool]]:
-    """{strategy: (is a baseline, is seeded)} as its plugin declares; for a strategy whose plugin
-    is not installed where the board is built, a baseline per KNOWN_BASELINES and seeded when
-    its rows have several seeds (or, with one, assumed seeded: the rule then asks for seeds)."""
-    from harness.strategy import recipe_name
-
+def strategy_flags(rows: pd.DataFrame) -> dict[str, tuple[bool, bool]]:
+    """{strategy: (is a baseline, is seeded)} as its plugin declares; a strategy whose plugin is
+    not installed where the board is built keeps its recorded role and is taken as seeded (the
+    rule then asks it for seeds rather than assume it has no seed noise)."""
     try:
-        from harness.plugins import registry
-
         registered = registry().components["strategies"]
     except Exception:  # a broken plugin must not stop a board from being read
         registered = {}
-    baselines = baseline_names(strategies)
+    strategies = sorted(set(rows.strategy))
+    baselines = baseline_names(strategies, rows)
     flags = {}
     for name in strategies:
         recipe = registered.get(recipe_name(name))
-        seeded = recipe.value.seeded if recipe is not None else True
-        if "[" in name and recipe is not None and not seeded:  # a variant may be seeded (scorer=...)
-            seeded = True
+        # a variant can be seeded where its recipe is not: bench marks it so when the seed can
+        # move its scores (another scorer, objective or compensation draws a calibration sample)
+        moved = {"scorer", "objective", "compensate"} & set(variant_settings(name))
+        seeded = recipe is None or recipe.value.seeded or bool(moved)
         flags[name] = (name in baselines, bool(seeded))
     return flags
 
@@ -140,7 +135,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     setting = np.where(chosen.chosen_on == "none", chosen.fraction.astype(str), "chosen")
     chosen = chosen.assign(setting=setting)
     # a strategy recorded under several names would be judged twice; flags come from plugins
-    t, verdict_rows = analysis.board(df, chosen, strategy_flags(sorted(set(df.strategy))))
+    t, verdict_rows = analysis.board(df, chosen, strategy_flags(df))
     t.attrs["verdicts"] = verdict_rows
     return t
 

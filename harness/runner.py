@@ -34,7 +34,7 @@ from harness.bench import (
 )
 from harness.edits import Edit, snapshot
 from harness.errors import HarnessError
-from harness.export import mask_report
+from harness.export import mask_report, save_pruned
 from harness.strategy import PruneRequest, spectral_apply
 from harness.work import BaselineDone, BaselineJob, Cell, CellDone, Event, Job, JobFailed
 
@@ -201,8 +201,6 @@ class CellRunner:
                 results = {sp: evaluate.run(self.lm, task, sp, cfg.limit, self.manager)
                            for sp in splits or eval_splits(task, cfg.select_on)}
                 if cfg.save is not None:
-                    from harness.export import save_pruned
-
                     save_pruned(self.model, self.tokenizer, matrices, edit, cfg.save, meta=config)
             finally:
                 edit.restore()

@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from eigenharness_tasks import TASKS_DIR
+
+from harness.atomic import replacing
 from harness.errors import HarnessError
 
 
 def shipped_dir() -> Path:
-    from eigenharness_tasks import TASKS_DIR
-
     return TASKS_DIR
 
 
@@ -36,7 +37,7 @@ def lmeval_prompt_dir() -> Path:
     """
     import lm_eval
 
-    from harness.models import home
+    from harness.models import home  # deferred: models imports torch; `harness tasks` is torch-free
 
     root = Path(lm_eval.__file__).parent / "tasks"
     data_module = shipped_dir() / "superglue" / "superglue"
@@ -48,9 +49,8 @@ def lmeval_prompt_dir() -> Path:
                 "training_split: train\nvalidation_split: validation\ntest_split: test\n")
         target = out / f"{name}.yaml"
         if (root / rel).is_file() and (not target.is_file() or target.read_text() != text):
-            tmp = target.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(target)
+            with replacing(target) as f:
+                f.write(text.encode())
     return out
 
 

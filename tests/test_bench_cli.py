@@ -45,6 +45,10 @@ def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path)
     assert df.nll.notna().all() and (df.nll > 0).all()
     assert (df[df.strategy == "none"].nll_delta == 0).all()
     assert set(df.architecture) == {"llama (registered)"}
+    # each row records its plugin's role, for a board built where that plugin is missing
+    assert dict(zip(df.strategy, df.role, strict=True)) == {
+        "none": "baseline", "eigen": "method", "random-sv": "baseline", "smallest-sv": "baseline",
+        "magnitude": "baseline"}
     for r in df.itertuples():
         ex = per_example.load(out, r.config_hash, r.split)
         assert len(ex["metric"]) == r.n
@@ -227,3 +231,17 @@ def test_bad_options_are_one_line_before_the_model_loads(tmp_path, args, message
                                       str(tmp_path / "r.csv"), *args])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"error: {message}"]
+
+
+def test_a_second_ctrl_c_exits_at_once(monkeypatch):
+    """The first Ctrl-C stops the run between cells; a second one does not wait for it."""
+    from harness import cli
+
+    exits = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    monkeypatch.setattr(cli._interrupt_twice_to_force, "pressed", False, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupt_twice_to_force(2, None)
+    assert exits == []
+    cli._interrupt_twice_to_force(2, None)
+    assert exits == [130]

@@ -45,6 +45,18 @@ def test_choice_is_made_on_validation_never_on_test(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_baselines_come_from_the_plugins_flag_else_from_the_role_rows_recorded():
+    """A registered recipe's `baseline=True` decides (its variants too); a strategy whose plugin
+    is not installed where the board is built keeps the role its rows recorded."""
+    from harness.report import baseline_names
+
+    recorded = pd.DataFrame({"strategy": ["gone-control", "gone-method", "eigen"],
+                             "role": ["baseline", "method", "baseline"]})
+    names = {"gone-control", "gone-method", "eigen", "random-sv[matrices=all]", "none"}
+    assert baseline_names(names, recorded) == {"gone-control", "random-sv[matrices=all]", "none"}
+    assert baseline_names(names) == {"random-sv[matrices=all]", "none"}  # rows without the column
+
+
 def test_filters_name_the_valid_choices(tmp_path):
     csv = tmp_path / "results.csv"
     append(csv, rows("eigen", 0.1, 0, 0.7, 0.6, "a"))
