@@ -36,6 +36,7 @@ from harness.work import (
     CellDone,
     ExecutorOptions,
     JobFailed,
+    Progress,
     WorkerLost,
     WorkUnit,
     cut_units,
@@ -265,6 +266,10 @@ class _Driver:
     def say(self, line: str) -> None:
         self.progress.write(line, file=sys.stderr)  # above the bar, never on its line
 
+    def show(self, text: str) -> None:
+        """What is running now (harness/progress.py), after the bar's count."""
+        self.progress.set_postfix_str(text)
+
     def handle(self, event) -> None:
         if isinstance(event, BaselineDone):
             self.baselines[event.task] = event.results
@@ -293,6 +298,10 @@ class _Driver:
             else:
                 self.fail(event.cell.label(), event.message)
                 self.progress.update(1)
+        elif isinstance(event, Progress):
+            self.show(event.text if event.worker is None else f"worker {event.worker}: {event.text}")
+        elif isinstance(event, WorkerLost) and event.job is None:
+            self.say(f"worker lost while starting: {event.reason}")
         elif isinstance(event, WorkerLost):
             what = ("no retry left" if event.retry is None else "retrying it"
                     if not isinstance(event.retry, WorkUnit)

@@ -105,14 +105,25 @@ class JobFailed:
 @dataclass
 class WorkerLost:
     """A worker died while running `job`; `retry` is the job of its unfinished cells, if any
-    retry is left (None when the retries are spent)."""
+    retry is left (None when the retries are spent). `job` is None when it died while starting
+    (loading the model): then `reason` also says whether another worker is being started."""
 
-    job: Job
+    job: Job | None
     reason: str
     retry: Job | None
 
 
-Event = BaselineDone | CellDone | JobFailed | WorkerLost
+@dataclass
+class Progress:
+    """What a worker is doing now, for the driver's bar: "int_mult eigen-verified f=0.1
+    seed=0 › measuring candidates 128/864" (harness/progress.py). `worker` numbers it among
+    several; None with one."""
+
+    text: str
+    worker: int | None = None
+
+
+Event = BaselineDone | CellDone | JobFailed | WorkerLost | Progress
 
 
 @dataclass
