@@ -6,31 +6,45 @@ measuring 1,728 candidates on a CPU). Code that knows what it is doing opens a `
 stages nest, and the bar shows the open ones joined: `int_mult eigen-verified f=0.1 seed=0 ›
 measuring candidates 128/864`.
 
+A long step reports a count with an estimate of the time left (`Counter`), and a strategy
+whose cost `--limit` does not bound says what it will cost before it starts (`announce`: a
+line above the bar, "eigen-verified: measuring 1,728 candidates on 16 examples each ...").
+
 Where the text goes depends on where the code runs. In the driver's own process (the local
-executor) a listener the driver registers shows it at once. In a Ray worker, `streamed` runs
-the job in a thread and interleaves `harness.work.Progress` events with the job's events, at
-most a few a second, so the driver shows them like any other event. Anywhere else (a test, a
-notebook calling a strategy) a stage costs nothing and shows nothing.
+executor) a listener the driver registers gets each `harness.work.Progress` at once. In a Ray
+worker, `streamed` runs the job in a thread and interleaves the Progress events with the
+job's events (stage texts at most every half second, announcements all), so the driver
+handles them like any other event. Anywhere else (a test, a notebook calling a strategy) a
+stage costs nothing and shows nothing.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from tqdm.auto import tqdm
 
 from harness.work import Event, Progress
 
 SEPARATOR = " › "
 _local = threading.local()  # this thread's open stages and, in a Ray job thread, its sink
-_listener: Callable[[str], None] | None = None  # the driver's, in its own process
+_listener: Callable[[Progress], None] | None = None  # the driver's, in its own process
 
 
-def listen(show: Callable[[str], None] | None) -> None:
-    """Show every stage opened in this process with `show(text)` (None: stop showing)."""
+def listen(handle: Callable[[Progress], None] | None) -> None:
+    """Hand every Progress of this process to `handle` (None: to nobody)."""
     global _listener
-    _listener = show
+    _listener = handle
+
+
+def _emit(event: Progress) -> None:
+    sink = getattr(_local, "sink", None) or _listener
+    if sink is not None:
+        sink(event)
 
 
 def _stages() -> list[str]:
@@ -41,27 +55,49 @@ def _stages() -> list[str]:
 
 def _publish() -> None:
     text = SEPARATOR.join(_stages())
-    sink = getattr(_local, "sink", None) or _listener
-    if sink is not None and text:
-        sink(text)
+    if text:
+        _emit(Progress(text))
+
+
+def announce(text: str) -> None:
+    """A line above the bar, kept: what a step will cost, said before it starts."""
+    _emit(Progress(text, line=True))
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `7 min`, `2.5 h`: an estimate, so no false precision."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class Counter:
+    """A count shown as a stage, with the time left estimated from the pace so far:
+    `measuring candidates 128/864, about 4 min left`."""
+
+    def __init__(self, text: str, total: int) -> None:
+        self.text, self.total, self.start = text, total, time.perf_counter()
+        self.update(0)
+
+    def update(self, done: int) -> None:
+        left = ""
+        if 0 < done < self.total:
+            pace = (time.perf_counter() - self.start) / done
+            left = f", about {duration(pace * (self.total - done))} left"
+        with stage(f"{self.text} {done:,}/{self.total:,}{left}"):
+            pass
 
 
 @contextmanager
-def stage(text: str, done: int | None = None, total: int | None = None) -> Iterator[None]:
-    """Say what runs inside the block ("loading the model"; with counts, "searching 3/37")."""
+def stage(text: str) -> Iterator[None]:
+    """Say what runs inside the block: "loading the model", "searching k@0.05 (8/25)"."""
     stages = _stages()
-    stages.append(f"{text} {done}/{total}" if total is not None else text)
+    stages.append(text)
     _publish()
     try:
         yield
     finally:
         stages.pop()
-
-
-def count(text: str, done: int, total: int) -> None:
-    """Update a running count without opening a block: "measuring candidates 128/864"."""
-    with stage(text, done, total):
-        pass
 
 
 def streamed(events: Iterator[Event], interval: float = 0.5) -> Iterator[Event]:
@@ -75,8 +111,14 @@ def streamed(events: Iterator[Event], interval: float = 0.5) -> Iterator[Event]:
     latest: list[str] = []  # the job thread's last stage text, read by this one
     done = object()
 
+    def sink(event: Progress) -> None:
+        if event.line:
+            out.put(event)
+        else:
+            latest.append(event.text)
+
     def body() -> None:
-        _local.sink = latest.append
+        _local.sink = sink
         try:
             for event in events:
                 out.put(event)
@@ -104,3 +146,32 @@ def streamed(events: Iterator[Event], interval: float = 0.5) -> Iterator[Event]:
             raise item
         if item is not None:
             yield item
+
+
+class CostBar(tqdm):
+    """The sweep's bar: it counts cells, but its time left comes from the cells' estimated
+    costs (`plan`), not from their number. The first cell of `make bench` is the unpruned
+    model on int_sum (3,600 examples), the last ones int_mult's (160): a count-based ETA made
+    from the first said 2:44:56 for a sweep that took under an hour. Here the time left is
+    the seconds per unit of cost so far times the cost left; until a job is done, it is "?"."""
+
+    def plan(self, costs: dict[str, float]) -> None:
+        """Each job's estimated cost by key (a cell's config hash, `baseline:<task>`); the
+        clock starts now (the workers are up)."""
+        self.costs, self.spent, self.clock = dict(costs), 0.0, time.perf_counter()
+
+    def spend(self, *keys: str) -> None:
+        """These jobs are done (or failed): their cost is behind us."""
+        costs = getattr(self, "costs", {})
+        self.spent += sum(costs.pop(k, 0.0) for k in keys)
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        left = sum(getattr(self, "costs", {}).values())
+        if getattr(self, "spent", 0) > 0 and d["total"]:
+            seconds_left = (time.perf_counter() - self.clock) * left / self.spent
+            d["rate"] = (d["total"] - d["n"]) / seconds_left if seconds_left > 0 else None
+        elif d["total"] and d["n"] < d["total"]:
+            d["rate"] = 0  # nothing done yet: "?" rather than a guess from setup time
+        return d

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness import progress as notes
 from harness import spectral
 from harness.calibration import Batch
 from harness.edits import Edit
@@ -158,7 +159,8 @@ class PruneRequest:
             scorer = registry().get("scorers", scorer_name)
             self.factors()  # the SVDs first: their time is the row's svd_seconds, not scoring's
             start = time.perf_counter()
-            with plugin_call("scorers", scorer_name):
+            shown = f"scoring ({scorer_name}, {sum(b.n_examples for b in self.batches)} calibration examples)"
+            with plugin_call("scorers", scorer_name), notes.stage(shown):
                 scores = scorer(self.context())
             expected = {k: tuple(f.S.shape) for k, f in self.factors().items()}
             check_tensors("scorers", scorer_name, scores, expected, floating=True)

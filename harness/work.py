@@ -116,10 +116,11 @@ class WorkerLost:
 @dataclass
 class Progress:
     """What a worker is doing now, for the driver's bar: "int_mult eigen-verified f=0.1
-    seed=0 › measuring candidates 128/864" (harness/progress.py). `worker` numbers it among
-    several; None with one."""
+    seed=0 › measuring candidates 128/864" (harness/progress.py); with `line`, a line to keep
+    above the bar (what a step will cost). `worker` numbers it among several; None with one."""
 
     text: str
+    line: bool = False
     worker: int | None = None
 
 

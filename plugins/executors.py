@@ -309,7 +309,7 @@ class RayExecutor:
             if isinstance(event, CellDone | JobFailed) and event.cell is not None:
                 finished.add(event.cell.key)
             if isinstance(event, Progress) and self.workers > 1:
-                event = Progress(event.text, index + 1)
+                event = Progress(event.text, event.line, index + 1)
             yield event
 
     @staticmethod

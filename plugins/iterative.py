@@ -20,6 +20,7 @@ import time
 import torch
 
 from harness import hookimpl, spectral
+from harness import progress as notes
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.plugins import registry
@@ -52,6 +53,10 @@ def iterative_apply(request: PruneRequest) -> Edit:
     history = []
     scoring_seconds = 0.0
     first_scores = scores = None
+    if rounds > 1:
+        notes.announce(f"{strategy.name} f={request.fraction:g} seed={request.seed}: {rounds} rounds, "
+                       f"{rounds - 1} more scoring pass(es) on the calibration sample than eigen "
+                       "(--limit does not bound them)")
     try:
         for r in range(1, rounds + 1):
             if r == 1:  # the unpruned model: the request's cached scores are exactly these
@@ -64,7 +69,8 @@ def iterative_apply(request: PruneRequest) -> Edit:
                 ctx = ScoringContext(request.model, request.matrices, current, request.batches,
                                      request.seed, objective=request.objective)
                 start = time.perf_counter()
-                scores = scorer(ctx)
+                with notes.stage(f"round {r}/{rounds}: scoring the pruned model"):
+                    scores = scorer(ctx)
                 seconds = time.perf_counter() - start
                 means = ctx.input_means() if strategy.compensate else None
             scoring_seconds += seconds
