@@ -21,6 +21,7 @@ stage costs nothing and shows nothing.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,15 @@ def _publish() -> None:
 def announce(text: str) -> None:
     """A line above the bar, kept: what a step will cost, said before it starts."""
     _emit(Progress(text, line=True))
+
+
+def say(text: str) -> None:
+    """A line for the user from code that may run inside a sweep or outside one (a model
+    conversion): above the sweep's bar, never on its line; on stderr when there is none."""
+    if getattr(_local, "sink", None) or _listener:
+        announce(text)
+    else:
+        tqdm.write(text, file=sys.stderr)  # above any other bar
 
 
 def duration(seconds: float) -> str:
@@ -136,16 +146,16 @@ def streamed(events: Iterator[Event], interval: float = 0.5) -> Iterator[Event]:
             item = out.get(timeout=interval)
         except queue.Empty:
             item = None
-        if latest and latest[-1] != sent:
-            sent = latest[-1]
-            del latest[:-1]
-            yield Progress(sent)
         if item is done:
             return
         if isinstance(item, BaseException):
             raise item
         if item is not None:
             yield item
+        if latest and latest[-1] != sent:
+            sent = latest[-1]
+            del latest[:-1]
+            yield Progress(sent)
 
 
 class CostBar(tqdm):

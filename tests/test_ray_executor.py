@@ -108,12 +108,14 @@ def test_a_failing_cell_is_reported_and_the_others_are_written(sweeps):
 
 def test_a_worker_killed_in_its_constructor_is_replaced(tmp_path, model_dir, cluster):
     faults = Faults(tmp_path, kill={"constructor": 1})
-    result = ray_bench(model_dir, faults, "--strategy", "none,eigen", "--max-workers", "2",
+    result = ray_bench(model_dir, faults, "--strategy", "none,eigen-verified", "--max-workers", "2",
                        "--output", str(tmp_path / "r.csv"))
     assert result.exit_code == 0, result.output
     assert faults.killed("constructor") == 1
     assert "worker lost while starting: ActorDiedError" in result.output
     assert "starting another in its place (retry 1 of 2)" in result.output
+    # what a worker's strategy says before it starts travels to the driver as a line
+    assert "eigen-verified f=0.1 seed=0: measuring " in result.output
     rows = pd.read_csv(tmp_path / "r.csv")
     assert sorted(rows.fraction) == [0.0, 0.1, 0.2] and not rows.duplicated(["config_hash", "split"]).any()
 
