@@ -142,11 +142,12 @@ class ExecutorOptions:
 class Executor(Protocol):
     """Runs jobs on workers and streams their events back, in completion order.
 
-    `setup(config, n_jobs)` starts the workers (loading the model on each) and raises
-    `HarnessError` if one cannot start; `workers` then says how many there are, so the driver
-    can cut units to fit. `launch(jobs)` yields every event of every job; `close()` releases
-    the workers. Each worker builds a `harness.runner.CellRunner(config)` once and calls
-    `runner.run(job)` for every job it is given.
+    `setup(config, n_jobs)` starts the workers (loading the model on each; Ray's go on
+    starting while `launch` runs) and raises `HarnessError` for a bad input; `workers` then
+    says how many there are, so the driver can cut units to fit. `launch(jobs)` yields every
+    event of every job; `close()` releases the workers. Each worker builds a
+    `harness.runner.CellRunner(config)` once and calls `runner.run(job)` for every job it is
+    given.
     """
 
     workers: int

@@ -134,6 +134,10 @@ class RayExecutor:
             import ray
         except ImportError:
             raise HarnessError(INSTALL_HINT) from None
+        if options.max_workers is not None and options.max_workers < 1:
+            raise HarnessError("--max-workers must be >= 1")
+        if options.cpus_per_worker <= 0 or (options.gpus_per_worker or 0) < 0:
+            raise HarnessError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
         self.ray = ray
         self.options = options
         self.address = None if ray.is_initialized() else self._address()
