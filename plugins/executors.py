@@ -160,7 +160,12 @@ class RayExecutor:
             return address
         joined = ray_cluster.local_cluster()
         if joined:
-            ray_cluster.check_address(joined)
+            try:
+                ray_cluster.check_address(joined)
+            except HarnessError:
+                raise HarnessError(f"the Ray cluster last started on this machine (`ray start`, at "
+                                   f"{joined}) does not answer; `ray stop` it, or pass --address "
+                                   "local for a private one") from None
             warn(f"joining the Ray cluster already running on this machine at {joined} (the "
                  "last `ray start`); --address local starts a private one instead")
         return None
@@ -175,10 +180,12 @@ class RayExecutor:
         address = self.address
         try:
             kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-            ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
+            with ray_cluster.quiet_native_stderr() as why:
+                ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
         except Exception as exc:
+            detail = f" ({why[0]})" if why else ""
             raise HarnessError(f"cannot start or reach Ray at {address or 'a local cluster'}: "
-                               f"{exc}".splitlines()[0]) from exc
+                               f"{str(exc).splitlines()[0]}{detail}") from exc
         self.started_ray = True
 
     def _resources(self, device: str) -> tuple[float, float, int]:

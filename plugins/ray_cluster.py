@@ -2,16 +2,22 @@
 
 Given an address nothing answers at, `ray.init` retries for many minutes (831 s for
 `--address 127.0.0.1:1`), printing a "Failed to connect to GCS ... within 5 seconds" warning
-every few seconds. So the address is checked first: a TCP connection with a short timeout
-(refused, unknown host and unroutable fail here in at most `CONNECT_SECONDS`), then, where
-something listens, a Ray client in a child process with Ray's own retry windows shortened and
-its output discarded, killed after `PROBE_SECONDS` (a port that answers but is not a Ray
-cluster's GCS). A real cluster passes both in a second or two; the driver's own `ray.init`
-keeps Ray's default windows, so a slow GCS during a long sweep is not mistaken for a dead one.
+every few seconds. So the address is checked first, in at most twice `TIMEOUT`: a TCP
+connection (refused, unknown host and unroutable fail here), then the HTTP/2 greeting every
+gRPC server, Ray's GCS included, answers at once with its SETTINGS frame (a port where
+something else listens answers otherwise or not at all). A Ray client in a child process
+would say more but cost a Python start and Ray's own retry windows, 8 to 20 s on a busy
+machine, past the 15 s a bad input may take. The driver's own `ray.init` keeps Ray's default
+windows, so a slow GCS during a long sweep is not mistaken for a dead one.
 
 Without `--address` (and without RAY_ADDRESS), `ray.init()` joins a cluster already running
 on this machine (the last `ray start`) instead of starting one: `local_cluster` finds it so
 the harness can say so; `--address local` starts a private one all the same.
+
+While `ray.init` connects, Ray's C++ core logs each failed attempt straight to file
+descriptor 2 (on a cluster that wants an auth token: "Failed to get cluster ID ...
+InvalidAuthToken" once a second for 20 s). `quiet_native_stderr` holds those lines back and
+gives the most telling one to the error, so a failure is one line.
 
 When a worker dies, Ray's driver prints the raylet's report ("A worker died or was killed ...
 the OOM killer") on stdout, whatever `log_to_driver` says, above the results table and with a
@@ -23,24 +29,18 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from harness.errors import HarnessError, warn
 
-CONNECT_SECONDS = 3.0
-PROBE_SECONDS = 20.0
+TIMEOUT = 3.0
 START_HINT = "start one with `ray start --head --port=6379`, or omit --address for a local Ray"
-# A GCS client that gives up after a few seconds instead of a minute; exit 3: no such API here
-PROBE = """
-import sys
-try:
-    from ray._raylet import GcsClient
-except Exception:
-    sys.exit(3)
-GcsClient(address=sys.argv[1])
-"""
-PROBE_ENV = {"RAY_gcs_rpc_server_connect_timeout_s": "3", "RAY_gcs_rpc_server_reconnect_timeout_s": "5"}
+# An HTTP/2 client's preface and an empty SETTINGS frame: a gRPC server replies with SETTINGS
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+SETTINGS = 0x4
 DEATH_WORDS = ("worker died", "was killed", "died unexpectedly", "worker crashed", "exited unexpectedly")
 
 
@@ -54,29 +54,24 @@ def host_port(address: str) -> tuple[str, int]:
 
 
 def check_address(address: str) -> None:
-    """Raise `HarnessError` within about 25 s when no Ray cluster answers at `address`."""
+    """Raise `HarnessError`, within 2 x `TIMEOUT` seconds, when no Ray cluster answers at `address`."""
     if address in ("auto", "local"):  # Ray's own words: find one (fails at once) / start one
         return
     host, port = host_port(address)
     try:
-        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+        conn = socket.create_connection((host, port), timeout=TIMEOUT)
     except OSError as exc:
         why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
         raise HarnessError(f"cannot reach a Ray cluster at {address} ({why}); {START_HINT}") from None
-    if address.startswith("ray://"):  # Ray Client: its server is not a GCS, the port answered
-        return
-    try:
-        probe = subprocess.run([sys.executable, "-c", PROBE, f"{host}:{port}"], timeout=PROBE_SECONDS,
-                               env={**os.environ, **PROBE_ENV}, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        ok = False
-    else:
-        ok = probe.returncode in (0, 3)
-    if not ok:
-        raise HarnessError(f"no Ray cluster answers at {address} (the port is open, but no Ray GCS "
-                           f"replied within {PROBE_SECONDS:g} s); give the address `ray start --head` "
-                           "printed")
+    with conn:  # (Ray Client's server, ray://, speaks gRPC too)
+        try:
+            conn.sendall(PREFACE)
+            frame = conn.recv(9)  # length (3 bytes), type, flags, stream id
+        except OSError:
+            frame = b""
+    if len(frame) < 4 or frame[3] != SETTINGS:
+        raise HarnessError(f"no Ray cluster answers at {address} (the port is open, but it does not "
+                           "speak gRPC as a Ray GCS does); give the address `ray start --head` printed")
 
 
 def local_cluster() -> str | None:
@@ -109,3 +104,25 @@ def route_messages() -> None:
 
     routed.harness_routed = True
     ray_worker.print_to_stdstream = routed
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[list[str]]:
+    """File descriptor 2 goes to a temporary file inside the block; the list it yields holds,
+    after the block, the last line that names an error (empty if none)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    found: list[str] = []
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield found
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines()
+            telling = [x for x in lines if any(w in x for w in ("Error", "error", "Failed", "failed"))]
+            if telling:
+                found.append(telling[-1].split("] ", 1)[-1].split(": ", 1)[-1].strip()[:200])
