@@ -314,6 +314,8 @@ class _Driver:
                 self.progress.update(1)
         elif isinstance(event, Progress):
             text = event.text if event.worker is None else f"worker {event.worker}: {event.text}"
+            if not event.line:
+                self.progress.counting(event.left)
             self.say(text) if event.line else self.show(text)
         elif isinstance(event, WorkerLost) and event.job is None:
             self.say(f"worker lost while starting: {event.reason}")

@@ -54,10 +54,10 @@ def _stages() -> list[str]:
     return _local.stages
 
 
-def _publish() -> None:
+def _publish(left: float | None = None) -> None:
     text = SEPARATOR.join(_stages())
     if text:
-        _emit(Progress(text))
+        _emit(Progress(text, left=left))
 
 
 def announce(text: str) -> None:
@@ -90,12 +90,16 @@ class Counter:
         self.update(0)
 
     def update(self, done: int) -> None:
-        left = ""
+        seconds = None
         if 0 < done < self.total:
-            pace = (time.perf_counter() - self.start) / done
-            left = f", about {duration(pace * (self.total - done))} left"
-        with stage(f"{self.text} {done:,}/{self.total:,}{left}"):
-            pass
+            seconds = (time.perf_counter() - self.start) / done * (self.total - done)
+        left = f", about {duration(seconds)} left" if seconds is not None else ""
+        stages = _stages()
+        stages.append(f"{self.text} {done:,}/{self.total:,}{left}")
+        try:
+            _publish(seconds)  # the bar's time left is at least this
+        finally:
+            stages.pop()
 
 
 @contextmanager
@@ -118,14 +122,14 @@ def streamed(events: Iterator[Event], interval: float = 0.5) -> Iterator[Event]:
     generator only waits and forwards. An exception in the job is raised here.
     """
     out: queue.SimpleQueue = queue.SimpleQueue()
-    latest: list[str] = []  # the job thread's last stage text, read by this one
+    latest: list[Progress] = []  # the job thread's last stage, read by this one
     done = object()
 
     def sink(event: Progress) -> None:
         if event.line:
             out.put(event)
         else:
-            latest.append(event.text)
+            latest.append(event)
 
     def body() -> None:
         _local.sink = sink
@@ -155,7 +159,7 @@ def streamed(events: Iterator[Event], interval: float = 0.5) -> Iterator[Event]:
         if latest and latest[-1] != sent:
             sent = latest[-1]
             del latest[:-1]
-            yield Progress(sent)
+            yield sent
 
 
 class CostBar(tqdm):
@@ -169,6 +173,13 @@ class CostBar(tqdm):
         """Each job's estimated cost by key (a cell's config hash, `baseline:<task>`); the
         clock starts now (the workers are up)."""
         self.costs, self.spent, self.clock = dict(costs), 0.0, time.perf_counter()
+        self.counted_left = None
+
+    def counting(self, seconds_left: float | None) -> None:
+        """A count inside a running cell expects `seconds_left` more (None: no count runs):
+        the sweep has at least that left, whatever the costs say (a search or measurement a
+        strategy runs is not in its cell's estimated cost)."""
+        self.counted_left = seconds_left
 
     def spend(self, *keys: str) -> None:
         """These jobs are done (or failed): their cost is behind us."""
@@ -179,8 +190,10 @@ class CostBar(tqdm):
     def format_dict(self):
         d = super().format_dict
         left = sum(getattr(self, "costs", {}).values())
-        if getattr(self, "spent", 0) > 0 and d["total"]:
-            seconds_left = (time.perf_counter() - self.clock) * left / self.spent
+        counted, spent = getattr(self, "counted_left", None), getattr(self, "spent", 0.0)
+        if (spent > 0 or counted) and d["total"]:
+            seconds_left = (time.perf_counter() - self.clock) * left / spent if spent else 0.0
+            seconds_left = max(seconds_left, counted or 0.0)
             d["rate"] = (d["total"] - d["n"]) / seconds_left if seconds_left > 0 else None
         elif d["total"] and d["n"] < d["total"]:
             d["rate"] = 0  # nothing done yet: "?" rather than a guess from setup time

@@ -122,6 +122,7 @@ class Progress:
     text: str
     line: bool = False
     worker: int | None = None
+    left: float | None = None  # seconds a count in the text expects to take still
 
 
 Event = BaselineDone | CellDone | JobFailed | WorkerLost | Progress

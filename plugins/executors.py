@@ -15,6 +15,7 @@ Reaching the cluster, and keeping Ray's own lines off stdout: plugins/ray_cluste
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -320,7 +321,7 @@ class RayExecutor:
             if isinstance(event, CellDone | JobFailed) and event.cell is not None:
                 finished.add(event.cell.key)
             if isinstance(event, Progress) and self.workers > 1:
-                event = Progress(event.text, event.line, index + 1)
+                event = dataclasses.replace(event, worker=index + 1)
             yield event
 
     @staticmethod

@@ -97,7 +97,19 @@ def test_time_left_comes_from_costs_not_from_the_count(monkeypatch):
     bar.update(1)
     d = bar.format_dict
     assert (d["total"] - d["n"]) / d["rate"] == pytest.approx(100.0 * 72 / 3600)
+    bar.counting(600.0)  # a count inside the running cell expects 10 min more: at least that
+    d = bar.format_dict
+    assert (d["total"] - d["n"]) / d["rate"] == pytest.approx(600.0)
     bar.close()
+
+
+def test_a_count_says_its_time_left_to_the_bar(heard, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(notes.time, "perf_counter", lambda: clock[0])
+    counter = notes.Counter("measuring candidates", 100)
+    clock[0] = 10.0
+    counter.update(20)
+    assert heard[-1] == Progress("measuring candidates 20/100, about 40 s left", left=40.0)
 
 
 def test_eigen_verified_says_its_cost_and_on_a_cpu_how_to_size_it(tiny_dir, tmp_path):
