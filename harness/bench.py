@@ -314,9 +314,11 @@ class _Driver:
                 self.progress.update(1)
         elif isinstance(event, Progress):
             text = event.text if event.worker is None else f"worker {event.worker}: {event.text}"
-            if not event.line:
+            if event.line:
+                self.say(text)
+            else:
                 self.progress.counting(event.left)
-            self.say(text) if event.line else self.show(text)
+                self.show(text)
         elif isinstance(event, WorkerLost) and event.job is None:
             self.say(f"worker lost while starting: {event.reason}")
         elif isinstance(event, WorkerLost):
@@ -354,7 +356,6 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
 
     Raises `CellsFailed` at the end (after every other cell ran) when some cells failed.
     """
-
     strategies = resolve_strategies(cfg)
     if cfg.save is not None and cfg.executor != "local":
         raise HarnessError("--save writes one cell's model on this machine; use --executor local")

@@ -182,7 +182,7 @@ class RayExecutor:
         try:
             kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
             with ray_cluster.quiet_native_stderr() as why:
-                ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
+                ray.init(address=address, **kwargs)  # None: the `ray start` one, else a new one
         except Exception as exc:
             detail = f" ({why[0]})" if why else ""
             raise HarnessError(f"cannot start or reach Ray at {address or 'a local cluster'}: "
@@ -196,8 +196,6 @@ class RayExecutor:
         gpus = self.options.gpus_per_worker
         if gpus is None:
             gpus = 1.0 if total.get("GPU", 0) >= 1 and device != "cpu" else 0.0
-        if cpus <= 0 or gpus < 0:
-            raise HarnessError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
         fits = int(total.get("CPU", 0) // cpus)
         if gpus > 0:
             fits = min(fits, int(total.get("GPU", 0) // gpus))
@@ -226,8 +224,6 @@ class RayExecutor:
         self.config = config
         self.cpus, self.gpus, fits = self._resources(config.device)
         limit = self.options.max_workers
-        if limit is not None and limit < 1:
-            raise HarnessError("--max-workers must be >= 1")
         self.workers = max(1, min(fits, limit or fits, n_jobs))
         self.extra = _extra_plugins()
         # max_restarts=0: a dead worker is replaced by the driver, which knows what it had done
