@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from harness import __version__, leaderboard, per_example
+from harness import progress as notes
 from harness import tasks as task_lib
 from harness.calibration import split_docs
 from harness.edits import Edit
@@ -37,6 +38,7 @@ from harness.work import (
     CellDone,
     ExecutorOptions,
     JobFailed,
+    Progress,
     WorkerLost,
     WorkUnit,
     cut_units,
@@ -235,6 +237,15 @@ def examples_evaluated(task, cfg: BenchConfig) -> float:
     return max(total, 1.0)
 
 
+def estimated_cost(cfg: BenchConfig, s: Strategy, evaluated: float) -> float:
+    """A cell's cost in examples forwarded, for the bar's time left: its evaluations, plus
+    its share of the (task, seed)'s scoring (a forward and a backward of the calibration
+    sample, shared across the fractions). A strategy's own search or measurement is not in
+    it: each says its cost in a line when it starts and counts it on the bar."""
+    scoring = 3.0 * cfg.calibration_size / len(cfg.fractions or [s.fraction])
+    return evaluated + (scoring if s.uses_fraction and s.needs_calibration else 0.0)
+
+
 def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: Strategy,
              calibration_size: int, seconds: float, stamp: dict) -> Row:
     """One leaderboard row: a split's result, set against the unpruned model's on that split."""
@@ -298,8 +309,13 @@ class _Driver:
     def say(self, line: str) -> None:
         self.progress.write(line, file=sys.stderr)  # above the bar, never on its line
 
+    def show(self, text: str) -> None:
+        """What is running now (harness/progress.py), after the bar's count."""
+        self.progress.set_postfix_str(text)
+
     def handle(self, event) -> None:
         if isinstance(event, BaselineDone):
+            self.progress.spend(f"baseline:{event.task}")
             self.baselines[event.task] = event.results
             for s, seed, fraction, key in self.baseline_cells.pop(event.task, []):
                 config = cell_config(self.cfg, event.task, s, seed, fraction)
@@ -316,16 +332,28 @@ class _Driver:
                 self.write(event)
             else:
                 self.waiting.setdefault(event.cell.task, []).append(event)
+            self.progress.spend(event.cell.key)
             self.progress.update(1)
         elif isinstance(event, JobFailed):
             if event.cell is None:
                 lost = len(self.baseline_cells.pop(event.task, [])) + len(self.waiting.pop(event.task, []))
                 self.dead_tasks.add(event.task)
+                self.progress.spend(f"baseline:{event.task}")
                 self.fail(f"{event.task} unpruned baseline (no row for any cell of the task)", event.message)
                 self.progress.update(lost)
             else:
                 self.fail(event.cell.label(), event.message)
+                self.progress.spend(event.cell.key)
                 self.progress.update(1)
+        elif isinstance(event, Progress):
+            text = event.text if event.worker is None else f"worker {event.worker}: {event.text}"
+            if event.line:
+                self.say(text)
+            else:
+                self.progress.counting(event.left)
+                self.show(text)
+        elif isinstance(event, WorkerLost) and event.job is None:
+            self.say(f"worker lost while starting: {event.reason}")
         elif isinstance(event, WorkerLost):
             what = ("no retry left" if event.retry is None else "retrying it"
                     if not isinstance(event.retry, WorkUnit)
@@ -361,8 +389,6 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
 
     Raises `CellsFailed` at the end (after every other cell ran) when some cells failed.
     """
-    from tqdm.auto import tqdm
-
     strategies = resolve_strategies(cfg)
     cfg = dataclasses.replace(cfg, select_on=select_on(cfg, strategies))  # workers get it resolved
     if cfg.save is not None and cfg.executor != "local":
@@ -377,7 +403,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     done = set() if cfg.force else leaderboard.done_keys(cfg.output)
     keys = grid_keys(cfg, loaded, strategies)
 
-    progress = tqdm(total=len(grid) * len(task_objs), desc="cells", unit="cell")
+    progress = notes.CostBar(total=len(grid) * len(task_objs), desc="cells", unit="cell")
     driver = _Driver(cfg, {s.name: s for s in strategies}, progress, set(done), versions())
     todo: list[Cell] = []
     tasks_todo: list[str] = []
@@ -413,6 +439,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
 
     try:
         progress.set_postfix_str(f"starting {cfg.executor} workers")
+        notes.listen(driver.handle)  # what runs now, from this process (harness/progress.py)
         executor.setup(cfg, len(tasks_todo) + len(todo))
         per_cell = {t: examples_evaluated(task_objs[t], cfg) for t in tasks_todo}
         # --test-on chosen keeps each (task, strategy, seed) whole: its worker picks the fraction
@@ -420,9 +447,13 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
                           sum(per_cell.values()), halve=cfg.test_on == "all")
         # Baselines first: a cell's rows are written as soon as both it and its baseline are in.
         jobs = [BaselineJob(t) for t in tasks_todo] + units
+        progress.plan({**{f"baseline:{t}": per_cell[t] for t in tasks_todo},
+                       **{c.key: estimated_cost(cfg, driver.strategies[c.strategy], per_cell[c.task])
+                          for c in todo}})
         for event in executor.launch(jobs):
             driver.handle(event)
     finally:
+        notes.listen(None)
         executor.close()
         progress.close()
     if driver.failures:

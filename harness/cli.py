@@ -39,7 +39,8 @@ def _quiet() -> None:
 
 
 class HarnessGroup(click.Group):
-    """Turns a HarnessError into one line on stderr and exit code 2 (a traceback with --debug)."""
+    """Turns a HarnessError into one line on stderr and its exit code, 2 for bad input (a traceback
+    with --debug)."""
 
     def invoke(self, ctx):
         try:
@@ -54,7 +55,7 @@ class HarnessGroup(click.Group):
                 raise
             _end_progress_bars()
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(exc.exit_code)
         except click.UsageError as exc:  # click's own checks: one line too, not usage + hint + error
             if exc.ctx is None or ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
                 raise

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import progress as notes
 from harness import tasks as task_lib
 
 
@@ -194,7 +195,8 @@ def run(lm, task, split: str, limit: int | None = None, task_manager=None) -> Ev
     # matters (cells done, ETA), so they go to a buffer unless --debug.
     muted = contextlib.nullcontext() if os.environ.get("EIGENHARNESS_DEBUG") else \
         contextlib.redirect_stderr(io.StringIO())
-    with muted:
+    shown = f"evaluating {split}" + (f" (at most {limit} examples)" if limit else "")
+    with notes.stage(shown), muted:
         out = simple_evaluate(
             model=lm, tasks=[view], limit=limit, log_samples=True, use_cache=None,
             cache_requests=False, bootstrap_iters=1000, task_manager=task_manager,
