@@ -65,6 +65,8 @@ def needs_of(component: Any) -> Needs:
 def check(cfg: BenchConfig) -> list[Strategy]:
     """Raise on the first bad option; return the resolved strategies. Then repair what can be
     repaired without loss (a truncated last line of the results CSV is set aside)."""
+    if cfg.folds is not None and cfg.folds < 2:  # before the heavy imports below
+        raise HarnessError(f"--folds {cfg.folds} must be at least 2 (or leave it out: the task's own split)")
     _check_output(cfg.output)
     _check_save(cfg.save)
     device = models.resolve_device(cfg.device)
