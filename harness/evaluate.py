@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness import progress as notes
+from harness import shared_context
 from harness import tasks as task_lib
 
 
@@ -100,10 +101,7 @@ def _cpu_hflm():
     (harness/shared_context.py), and the rest go to lm-eval in batches of no more rows than
     `rows_within` allows for the call's longest request (lm-eval sorts longest first, so the
     first batch is the largest)."""
-    # deferred with lm-eval's HFLM: both import torch, which `harness tasks` never needs
-    from lm_eval.models.huggingface import HFLM
-
-    from harness import shared_context
+    from lm_eval.models.huggingface import HFLM  # deferred: lm-eval's model stack loads transformers
 
     class CpuHFLM(HFLM):
         share_contexts = True  # False: every request through lm-eval (benchmarks compare both)

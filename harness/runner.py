@@ -22,7 +22,10 @@ import torch
 from harness import baseline_cache, calibration, evaluate, models, selection, spectral
 from harness import progress as notes
 from harness import tasks as task_lib
-from harness.bench import (
+from harness.edits import Edit, snapshot
+from harness.errors import HarnessError
+from harness.export import mask_report, save_pruned
+from harness.grid import (
     BenchConfig,
     cell_config,
     eval_splits,
@@ -33,9 +36,6 @@ from harness.bench import (
     tests_chosen_only,
     versions,
 )
-from harness.edits import Edit, snapshot
-from harness.errors import HarnessError
-from harness.export import mask_report, save_pruned
 from harness.strategy import PruneRequest, spectral_apply
 from harness.work import BaselineDone, BaselineJob, Cell, CellDone, Event, Job, JobFailed
 
