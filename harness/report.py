@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness import leaderboard, per_example
+from harness.board_html import fmt_p, seeds_text
 from harness.errors import HarnessError, warn
 from harness.stats import paired_p_value, permutation_p_value, smallest_permutation_p
 
@@ -358,26 +359,56 @@ def _num(value: float, fmt: str) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
 
 
-def markdown(t: pd.DataFrame) -> str:
-    lines = ["| model | task | strategy | fraction (chosen on) | test " + str(t.metric.iloc[0])
-             + " (mean ± std) | Δ vs none | p vs none | best baseline (equal budget) | Δ vs it "
-             "| p vs it | p seeds vs random controls | best baseline (as tuned) | Δ vs it | p vs it "
-             "| Δ vs eigen | p vs eigen | NLL | ΔNLL | seeds | n |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in t.itertuples():
-        lines.append(
-            f"| {r.model} | {r.task} | {r.strategy} | {r.fraction} ({r.chosen_on}) | "
-            f"{100 * r.value_mean:.2f} ± {100 * r.value_std:.2f} | {100 * r.delta_mean:+.2f} | "
-            f"{r.p_value_median:.3g} | {r.best_baseline or '-'} | "
-            f"{_num(100 * r.delta_vs_best_mean, '+.2f')} | {_num(r.p_vs_best_median, '.3g')} | "
-            f"{_num(r.p_seeds_vs_random, '.3g')} | {r.tuned_baseline or '-'} | "
-            f"{_num(100 * r.delta_vs_tuned_mean, '+.2f')} | {_num(r.p_vs_tuned_median, '.3g')} | "
-            f"{_num(100 * r.delta_vs_eigen_mean, '+.2f')} | "
-            f"{_num(r.p_vs_eigen_median, '.3g')} | {_num(r.nll_mean, '.3f')} | "
-            f"{_num(r.nll_delta_mean, '+.3f')} | {r.seeds} | {r.n} |")
-    lines += ["", "Verdict (fraction chosen on validation, test reported, alpha = 0.05):", ""]
-    lines += [f"- {line}" for line in verdicts(t)]
-    return "\n".join(lines) + "\n"
+def _cell(r: dict, column: str, fmt: str, scale: float = 1.0) -> str:
+    value = r.get(column)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return format(scale * value, fmt)
+
+
+def _spread(r: dict, low: str, high: str, scale: float, fmt: str) -> str:
+    lo, hi = r.get(low), r.get(high)
+    if lo is None or hi is None or np.isnan(lo) or np.isnan(hi):
+        return ""
+    return f" [{format(scale * lo, fmt)}, {format(scale * hi, fmt)}]"
+
+
+def markdown(t: pd.DataFrame, lines: list[str] | None = None) -> str:
+    """The verdict first (one line per model and task, and the rule), then every row: the
+    test value with its interval where the table has one (the seeds' sd otherwise, nothing for
+    one seed: "1 seed" is said, never "± 0.00"), p-values in the page's notation."""
+    lines = verdicts(t) if lines is None else lines
+    out = ["## Verdict", "", "Fraction chosen on validation, test reported, alpha = 0.05.", ""]
+    out += [f"- {line}" for line in lines]
+    rule = globals().get("RULE_TEXT", "")
+    if rule:
+        out += ["", f"**The rule.** {rule}"]
+    out += ["", "## All results", "",
+            "| model | task | strategy | role | fraction (chosen on) | test " + str(t.metric.iloc[0])
+            + " (mean [95% interval]) | seeds | Δ vs none | p vs none | best baseline (equal budget) "
+            "| Δ vs it | p vs it | p seeds vs random controls | best baseline (as tuned) | Δ vs it "
+            "| p vs it | Δ vs eigen | p vs eigen | NLL | ΔNLL | n | verdict |",
+            "|" + "---|" * 22]
+    for r in t.to_dict("records"):
+        spread = _spread(r, "value_low", "value_high", 100, ".2f")
+        if not spread and r.get("seeds", 1) > 1 and not np.isnan(r.get("value_std", np.nan)):
+            spread = f" ± {100 * r['value_std']:.2f} sd"
+        p_best = r.get("p_vs_best", r.get("p_vs_best_median"))
+        p_tuned = r.get("p_vs_tuned", r.get("p_vs_tuned_median"))
+        out.append(
+            f"| {r['model']} | {r['task']} | {r['strategy']} | {r.get('role', '-')} | "
+            f"{r['fraction']} ({r['chosen_on']}) | {100 * r['value_mean']:.2f}{spread} | "
+            f"{seeds_text(r.get('seeds'), r.get('folds'))} | {_cell(r, 'delta_mean', '+.2f', 100)} | "
+            f"{fmt_p(r.get('p_value_median'))} | {r.get('best_baseline') or '-'} | "
+            f"{_cell(r, 'delta_vs_best_mean', '+.2f', 100)}"
+            f"{_spread(r, 'delta_vs_best_low', 'delta_vs_best_high', 100, '+.2f')} | {fmt_p(p_best)} | "
+            f"{fmt_p(r.get('p_seeds_vs_random'))} | {r.get('tuned_baseline') or '-'} | "
+            f"{_cell(r, 'delta_vs_tuned_mean', '+.2f', 100)}"
+            f"{_spread(r, 'delta_vs_tuned_low', 'delta_vs_tuned_high', 100, '+.2f')} | {fmt_p(p_tuned)} | "
+            f"{_cell(r, 'delta_vs_eigen_mean', '+.2f', 100)} | {fmt_p(r.get('p_vs_eigen_median'))} | "
+            f"{_cell(r, 'nll_mean', '.3f')} | {_cell(r, 'nll_delta_mean', '+.3f')} | {r['n']} | "
+            f"{'WIN' if r.get('verdict') == 'WIN' else ''} |")
+    return "\n".join(out) + "\n"
 
 
 def _pyplot():
@@ -482,6 +513,23 @@ def heatmap(df: pd.DataFrame, path: Path, strategy: str = "eigen") -> bool:
     return True
 
 
+def strategy_descriptions() -> dict[str, str]:
+    """Each registered strategy's description by name, for the page's links; empty where the
+    plugins cannot be loaded (a board must still be readable without them)."""
+    try:
+        from harness.plugins import registry  # loads the plugins (and torch): only when asked
+
+        return {name: comp.value.description for name, comp in registry().components["strategies"].items()}
+    except Exception:
+        return {}
+
+
+def _verdict_frame(t: pd.DataFrame) -> pd.DataFrame | None:
+    """The verdict table where this report has one (`verdict_table`), else None."""
+    make = globals().get("verdict_table")
+    return make(t) if make is not None else None
+
+
 def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None,
           html: Path | None = None) -> list[Path]:
     df = load(paths, model, task, strategy)
@@ -490,12 +538,22 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     written = [out_dir / "leaderboard.csv", out_dir / "leaderboard.md",
                out_dir / "accuracy_vs_fraction.png"]
     t.to_csv(written[0], index=False)
-    written[1].write_text(markdown(t))
+    frame, lines = _verdict_frame(t), verdicts(t)
+    written[1].write_text(markdown(t, lines))
     plot_fraction_curves(df, written[2])
     if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")
     if html is not None:
-        from harness import board_html
+        from harness import board_html  # the page: only when asked for
 
-        written.append(board_html.write(html, t, df, written[2:], [str(p) for p in paths]))
+        written.append(board_html.write(
+            html, t, df, written[2:], [str(p) for p in paths], chosen=choose(df), verdicts=frame,
+            lines=lines, rule=globals().get("RULE_TEXT", "") or _rule_from_doc(),
+            descriptions=strategy_descriptions()))
     return written
+
+
+def _rule_from_doc() -> str:
+    """The rule in words where this report has no RULE_TEXT: the verdict's own docstring."""
+    doc = (verdicts.__doc__ or "").split("\n\n")
+    return " ".join(" ".join(part.split()) for part in doc[:2])
