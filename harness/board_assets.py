@@ -184,9 +184,11 @@ footer { color: var(--muted); font-size: 12.5px; margin: 24px auto 30px; }
   table#board, #board > thead, #board > tbody, #board tr, #board td { display: block; width: 100%;
     min-width: 0; max-width: none; }
   table#board { min-width: 0; }
-  #board > thead tr { display: flex; flex-wrap: wrap; gap: 4px; }
+  #board > thead { position: sticky; top: 0; z-index: 3; background: var(--bg); padding: 4px 0;
+    border-bottom: 1px solid var(--line); }
+  #board > thead tr { display: flex; flex-wrap: nowrap; gap: 4px; overflow-x: auto; }
   #board > thead th { position: static; display: block; border: 1px solid var(--line); border-radius: 4px;
-    width: auto; }
+    width: auto; flex: none; white-space: nowrap; }
   #board th button.sort { padding: 2px 8px; font-size: 12px; }
   #board > tbody { border: 1px solid var(--line); border-radius: 6px; margin: 8px 0; }
   #board > tbody > tr.main { display: grid; grid-template-columns: 1fr 1fr; }
@@ -210,7 +212,7 @@ SCRIPT = """
   var views = Array.prototype.slice.call(document.querySelectorAll("[data-view]"));
   var count = document.querySelector(".count");
   function keyOf(b) { return b.getAttribute("data-colkey"); }
-  function shown(el, on) { if (on) { el.removeAttribute("hidden"); } else { el.setAttribute("hidden", ""); } }
+  function setShown(el, on) { if (on) { el.removeAttribute("hidden"); } else { el.setAttribute("hidden", ""); } }
   var compact = boxes.filter(function (b) { return b.checked; }).map(keyOf);
   var sortCol = "", sortDir = "", view = "table";
 
@@ -256,7 +258,7 @@ SCRIPT = """
     });
     Array.prototype.forEach.call(document.querySelectorAll(".pivot tbody tr"), function (tr) {
       var role = tr.getAttribute("data-role");
-      shown(tr, !want.role || role === want.role);
+      setShown(tr, !want.role || role === want.role);
     });
     count.textContent = shown + " of " + bodies.length + " rows";
   }
@@ -267,7 +269,7 @@ SCRIPT = """
     on.identity = true;
     boxes.forEach(function (b) { b.checked = !!on[b.getAttribute("data-colkey")]; });
     Array.prototype.forEach.call(table.querySelectorAll("[data-col]"), function (cell) {
-      shown(cell, on[cell.getAttribute("data-col")]);
+      setShown(cell, on[cell.getAttribute("data-col")]);
     });
     var n = Object.keys(on).filter(function (k) {
       return heads.some(function (h) { return h.getAttribute("data-col") === k; });

@@ -525,6 +525,8 @@ COMPACT = [
     ("verdict", "verdict", "★ WIN where the rule calls this row a win; blank otherwise.", False, _verdict),
 ]
 
+COMPACT_KEYS = tuple(key for key, *_ in COMPACT)
+
 
 def _generic(column: str, kind: str) -> Callable[[pd.Series, Info], tuple[str, str, str]]:
     def render(entry: pd.Series, info: Info) -> tuple[str, str, str]:
