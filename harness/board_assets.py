@@ -212,7 +212,9 @@ SCRIPT = """
   var views = Array.prototype.slice.call(document.querySelectorAll("[data-view]"));
   var count = document.querySelector(".count");
   function keyOf(b) { return b.getAttribute("data-colkey"); }
-  function setShown(el, on) { if (on) { el.removeAttribute("hidden"); } else { el.setAttribute("hidden", ""); } }
+  function setShown(el, on) {
+    if (on) { el.removeAttribute("hidden"); } else { el.setAttribute("hidden", ""); }
+  }
   var compact = boxes.filter(function (b) { return b.checked; }).map(keyOf);
   var sortCol = "", sortDir = "", view = "table";
 
