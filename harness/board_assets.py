@@ -184,6 +184,7 @@ footer { color: var(--muted); font-size: 12.5px; margin: 24px auto 30px; }
   table#board, #board > thead, #board > tbody, #board tr, #board td { display: block; width: 100%;
     min-width: 0; max-width: none; }
   table#board { min-width: 0; }
+  table#board caption { display: block; max-width: none; }
   #board > thead { position: sticky; top: 0; z-index: 3; background: var(--bg); padding: 4px 0;
     border-bottom: 1px solid var(--line); }
   #board > thead tr { display: flex; flex-wrap: nowrap; gap: 4px; overflow-x: auto; }

@@ -656,7 +656,7 @@ def _verdict_section(verdicts: pd.DataFrame | None, lines: list[str], rule: str,
             scale = _scale_for(metric_of.get((str(v.get("model")), str(v.get("task")))), percent)
             status = str(v.get("status", "")) if _present(v.get("status")) else "–"
             method = str(v.get("method", "")) if _present(v.get("method")) else ""
-            cells = [f'<b>{_esc(v.get("model", "–"))}</b> · {_esc(v.get("task", "–"))}',
+            cells = [f'<b class="nw">{_esc(v.get("model", "–"))}</b> · {_esc(v.get("task", "–"))}',
                      f'<span class="badge {STATUS_CLASS.get(status, "")}">'
                      f'{"★ " if status == "WIN" else ""}{_esc(status)}</span>',
                      (f'<a class="strat" href="#s-{_slug(method)}">{_esc(method)}</a>' if method else "–"),

@@ -422,57 +422,63 @@ def _pyplot():
 
 
 def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
-    """Metric and target NLL against the fraction pruned, one column per task and a pair of
-    rows per model: accuracy and loss can move in opposite directions under pruning."""
-    plt = _pyplot()
+    """Test value against the fraction pruned: small multiples, one panel per (model, task),
+    each with its own legend of at most `board_svg.MAX_LINES` strategies (the page's choice:
+    the best baselines in cool colours, dashed; the best methods in warm colours, solid; the
+    unpruned model and the majority answer as reference levels). A strategy run at one fraction
+    is a point with its interval, and a panel where all ran one fraction is a dot plot: a line
+    across 0.19-0.21 would draw an axis out of nothing."""
+    from harness import board_svg
 
-    tasks = sorted(set(df.task))
-    models = sorted(set(df.model))
-    panels = [(m, q) for m in models for q in ("value", "nll")]
-    width = max(4.6 * len(tasks), 7.0)
-    # budget-free references (the unpruned model, the majority answer) are lines across
-    refs = {s for s, g in df.groupby("strategy") if (g.fraction == 0).all()}
-    strategies = sorted(set(df.strategy) - refs)
-    palette = plt.get_cmap("tab20" if len(strategies) > 10 else "tab10")
-    colour = {s: palette(i % palette.N) for i, s in enumerate(strategies)}  # same in every panel
-    ncol = max(1, min(len(strategies) + len(refs), int(width / 1.7)))
-    legend_rows = -(-(len(strategies) + len(refs)) // ncol)
-    height = 3.4 * len(panels) + 0.3 * legend_rows
-    fig, axes = plt.subplots(len(panels), len(tasks), figsize=(width, height), squeeze=False)
-    for (model, quantity), row_axes in zip(panels, axes, strict=True):
-        for ax, task in zip(row_axes, tasks, strict=True):
-            sub = df[(df.model == model) & (df.task == task) & (df.split == "test")]
-            if sub.empty or sub[quantity].isna().all():
-                ax.set_visible(False)
-                continue
-            scale = 100 if quantity == "value" else 1
-            others = sorted(refs - {"none"})
-            for ref in sorted(refs):  # dashed: the unpruned model; dotted (...): the others
-                level = sub[sub.strategy == ref][quantity].mean()
-                if not np.isnan(level):
-                    unpruned = ref == "none"
-                    ax.axhline(scale * level, color="grey" if unpruned else "black", lw=1,
-                               ls="--" if unpruned else (":", "-.")[others.index(ref) % 2],
-                               label="none (unpruned)" if unpruned else ref)
-            for strategy, g in sub[~sub.strategy.isin(refs)].groupby("strategy"):
-                stats = g.groupby("fraction")[quantity].agg(["mean", "std"]).reset_index()
-                ax.errorbar(stats.fraction, scale * stats["mean"], yerr=scale * stats["std"].fillna(0),
-                            marker="o", ms=3, capsize=2, lw=1, label=strategy, color=colour[strategy])
-            label = f"{sub.metric.iloc[0]} (%)" if quantity == "value" else "target NLL (nats)"
-            ax.set_title(f"{model} · {task} (test)", fontsize=9)
+    plt = _pyplot()
+    test = df[df.split == "test"]
+    pairs = sorted({(str(m), str(t)) for m, t in zip(test.model, test.task, strict=True)})
+    roles = {s: "baseline" for s in baseline_names(set(df.strategy))}
+    cols = min(3, max(1, len(pairs)))
+    rows_n = -(-len(pairs) // cols) if pairs else 1
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 4.4 * rows_n), squeeze=False)
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    for ax, (model, task) in zip(axes.flat, pairs, strict=False):
+        sub = test[(test.model == model) & (test.task == task)]
+        stats = board_svg.summarise(sub)
+        references = {s for s, g in stats.groupby("strategy") if (g.fraction == 0).all()}
+        refs, baselines, methods = board_svg.pick(stats, {s: roles.get(s, "method") for s in stats.strategy},
+                                                  references)
+        colours = dict(zip(methods, board_svg.METHOD_COLOURS, strict=False))
+        colours |= dict(zip(baselines, board_svg.BASELINE_COLOURS, strict=False))
+        shown = stats[stats.strategy.isin(baselines + methods)]
+        percent = (sub.value.abs() <= 1).all()
+        scale = 100 if percent else 1
+        single = shown.fraction.nunique() <= 1
+        for r in refs:
+            colour, dash = board_svg._reference_style(r)
+            level = scale * stats[stats.strategy == r]["mean"].mean()
+            line = ax.axvline if single else ax.axhline
+            line(level, color=colour, lw=1.2, ls=(0, tuple(float(x) for x in dash.split())), label=r)
+        for i, s in enumerate(baselines + methods):
+            g = shown[shown.strategy == s].sort_values("fraction")
+            style = dict(color=colours[s], capsize=2, lw=1.4, ms=4 if len(g) > 1 else 6, marker="o",
+                         ls="--" if s in baselines else "-", label=s)
+            if single:
+                ax.errorbar(scale * g["mean"], [i] * len(g), xerr=scale * g.half, **style)
+            else:
+                ax.errorbar(g.fraction, scale * g["mean"], yerr=scale * g.half, elinewidth=0.8, **style)
+        unit = f"test {sub.metric.iloc[0]}" + (" (%)" if percent else "")
+        if single:
+            ax.set_yticks(range(len(baselines + methods)), [s[:24] for s in baselines + methods], fontsize=7)
+            ax.invert_yaxis()
+            at = f" at fraction {shown.fraction.iloc[0]:g}" if len(shown) else ""
+            ax.set_xlabel(unit + at, fontsize=8)
+        else:
             ax.set_xlabel("fraction pruned", fontsize=8)
-            ax.set_ylabel(label, fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
-    handles, labels = {}, {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-            labels[lab] = lab
-    fig.legend(handles.values(), labels.values(), loc="lower center", ncol=ncol, fontsize=8,
-               frameon=False)
-    fig.tight_layout(rect=(0, 0.3 * legend_rows / height + 0.01, 1, 1))
-    fig.savefig(path, dpi=110)
+            ax.set_ylabel(unit, fontsize=8)
+        ax.set_title(f"{model} · {task} (test)", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
