@@ -26,7 +26,7 @@ a.strat { color: inherit; text-decoration: underline dotted var(--muted); text-u
 .sub { display: block; color: var(--muted); font-size: 12px; line-height: 1.3; white-space: normal;
   font-weight: 400; }
 .nw { white-space: nowrap; }
-li, dd, td { overflow-wrap: anywhere; }
+li, dd, table.verdicts td { overflow-wrap: anywhere; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .badge { display: inline-block; padding: 0 7px; border-radius: 10px; font-weight: 700; font-size: 12px;
   white-space: nowrap; border: 1px solid var(--line); }
@@ -75,6 +75,8 @@ details.chooser li { break-inside: avoid; margin-bottom: 3px; }
 .meaning { color: var(--muted); }
 .view-table { padding: 0 20px; }
 table#board { border-collapse: separate; border-spacing: 0; min-width: 100%; font-size: 13.5px; }
+table#board.wide { width: max-content; }
+#board.wide td.identity { width: 260px; }
 table#board caption { text-align: left; caption-side: top; font-size: 12.5px; color: var(--muted);
   padding: 2px 0 6px; max-width: 1360px; }
 #board [hidden] { display: none !important; }
@@ -183,7 +185,7 @@ footer { color: var(--muted); font-size: 12.5px; margin: 24px auto 30px; }
   table.verdicts td:first-child::before, #board td.identity::before { content: none; }
   table#board, #board > thead, #board > tbody, #board tr, #board td { display: block; width: 100%;
     min-width: 0; max-width: none; }
-  table#board { min-width: 0; }
+  table#board, table#board.wide { min-width: 0; width: 100%; }
   table#board caption { display: block; max-width: none; }
   #board > thead { position: sticky; top: 0; z-index: 3; background: var(--bg); padding: 4px 0;
     border-bottom: 1px solid var(--line); }
@@ -280,6 +282,8 @@ SCRIPT = """
     Array.prototype.forEach.call(table.querySelectorAll("tr.details > td"), function (td) {
       td.colSpan = n;
     });
+    // beyond the compact set the table takes its natural width (the page scrolls sideways)
+    table.classList.toggle("wide", keys.some(function (k) { return compact.indexOf(k) === -1; }));
   }
 
   function chosenColumns() {
