@@ -141,6 +141,7 @@ table.pivot th.identity { text-align: left; font-weight: 500; background: var(--
 table.pivot td.top { font-weight: 700; }
 table.pivot td.win { background: var(--win); }
 table.pivot td.empty { color: var(--line); text-align: center; }
+table.pivot .sub { white-space: nowrap; }
 
 /* plots and the rest */
 .panels { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 14px 18px; }

@@ -444,3 +444,17 @@ def test_with_every_column_the_identity_column_stays(big_board, tmp_path):
     assert abs(m["identityLeft"]) <= 1, m  # ... but the strategy column stays at the left edge
     assert abs(m["headTop"]) <= 1, m  # and the header at the top
     assert m["detailsRight"] <= 1366, m
+
+
+def test_bench_ends_with_the_verdict_for_what_it_ran(tiny_dir, tmp_path):
+    """`harness bench` draws the conclusion, not only a table of cells."""
+    out = tmp_path / "results.csv"
+    result = CliRunner().invoke(cli, [
+        "bench", "--model", str(tiny_dir), "--output", str(out), "--task", "int_mult",
+        "--strategy", "none,eigen,magnitude", "--fraction", "0.1", "--limit", "4",
+        "--calibration-size", "4", "--calibration-batch-size", "4", "--device", "cpu"],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    tail = result.output.rstrip().splitlines()
+    assert tail[-2].startswith("Verdict for this grid") and tail[-1].startswith(f"- {tiny_dir} / int_mult: ")
+    assert " sv " in result.output and " weights " in result.output  # removed, with its unit
