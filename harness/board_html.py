@@ -14,7 +14,9 @@ YAMLs) goes through `html.escape`; the script reads values from data attributes 
 `textContent` and attributes, and a Content-Security-Policy lets no script run but the page's
 own (pinned by its hash).
 
-This module takes what the report decided (the table, the rows it chose, the verdicts) as
+Beside it: `board_rows` (the cells behind a row and the command that reruns them),
+`board_format` (one notation per kind of number), `board_svg` (the plots) and `board_assets`
+(style sheet and script). This module takes what the report decided (the table, the rows it chose, the verdicts) as
 arguments and imports no part of the report: the page shows decisions, it does not make them.
 Known table columns get a label, a meaning and a format; any other column `report.table` grows is
 still offered in the column chooser (numbers to 4 significant digits). A column a table lacks
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import math
 import re
@@ -38,6 +39,8 @@ import pandas as pd
 
 from harness import __version__, atomic, board_svg
 from harness.board_assets import SCRIPT, STYLE
+from harness.board_format import as_number, esc, fmt_nll_delta, fmt_p, present, seeds_text, sig4, thousands
+from harness.board_rows import IDENTITY, details_row, group_rows
 
 SIGNIFICANT = 0.05
 
@@ -109,83 +112,8 @@ HIDDEN = {"value_std", "value_low", "value_high", "delta_vs_best_low", "delta_vs
 # table names that value (and the value column's header names the metric and split)
 FOLDED = ("model", "metric", "split", "chosen_on")
 FILTERS = ("model", "task", "strategy", "role")
-IDENTITY = ("model", "task", "strategy")
 ROLES = ("method", "baseline", "control")
-# raw-row columns shown per cell in a row's details, in this order, where present
-CELL_COLUMNS = ["split", "fraction", "seed", "value", "stderr", "n", "delta", "p_value", "n_pruned",
-                "nll", "nll_delta"]
-RECIPE_COLUMNS = ["unit", "n_total", "energy_kept", "matrices", "scorer", "pruner", "compensate",
-                  "calibration_size", "layers", "threshold", "limit", "dtype", "calibration_batch_size",
-                  "details"]
-# raw-row columns that become `harness bench` options when recorded (forward compatible)
-EXTRA_OPTIONS = [("layers", "--layers"), ("threshold", "--threshold"), ("limit", "--limit"),
-                 ("dtype", "--dtype"), ("calibration_batch_size", "--calibration-batch-size")]
-UNITS = {"singular values": "singular values", "weights": "weights"}
 STATUS_CLASS = {"WIN": "win", "NO WIN": "nowin", "UNDERPOWERED": "under", "NO METHOD": "none"}
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _present(value: object) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    return str(value).strip() != ""
-
-
-def _number(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def _sig(value: float) -> str:
-    """4 significant digits, integers as integers."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
-
-
-def _exact(value: float) -> str:
-    """A number for a command line: every digit (a rounded fraction would be another cell)."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _int(value: float) -> str:
-    """Counts with thousands separators (165,870 weights), as the README writes them."""
-    return f"{int(value):,}" if float(value).is_integer() else _sig(value)
-
-
-def fmt_p(value: object) -> str:
-    """Every p on the page in one notation: three decimals, and "< 0.001" below that (a
-    p of 7.8e-07 next to one of 0.0577 reads as a different kind of number)."""
-    p = _number(value)
-    if p is None:
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def fmt_nll_delta(value: object) -> str:
-    """NLL changes signed, at one fixed precision (nats)."""
-    d = _number(value)
-    return "–" if d is None else f"{d:+.3f}"
-
-
-def seeds_text(seeds: object, folds: object = None) -> str:
-    """"1 seed", "4 seeds", "4 seeds × 5 folds": the evidence behind a mean, in words."""
-    k = _number(seeds)
-    if k is None:
-        return "–"
-    text = f"{int(k)} seed" + ("" if int(k) == 1 else "s")
-    f = _number(folds)
-    if f:
-        text += f" × {int(f)} folds"
-    return text
 
 
 def _percent_metrics(rows: pd.DataFrame) -> set[str]:
@@ -212,7 +140,7 @@ def _kind(column: str, series: pd.Series) -> str:
 def _p_of(column: str, row: pd.Series) -> float | None:
     for name in DELTA_P.get(column, ()):
         if name in row.index:
-            return _number(row.get(name))
+            return as_number(row.get(name))
     return None
 
 
@@ -223,17 +151,17 @@ def _points(number: float, scale: float) -> str:
 def _cell(column: str, kind: str, row: pd.Series, scale: float) -> tuple[str, str, str]:
     """(sort value, display text, css class) of one generic table cell."""
     value = row.get(column)
-    number = _number(value)
+    number = as_number(value)
     if kind == "text":
-        text = str(value) if _present(value) else "–"
-        return (text if _present(value) else ""), text, ""
+        text = str(value) if present(value) else "–"
+        return (text if present(value) else ""), text, ""
     if kind == "fraction":
-        first = str(value).split(",")[0] if _present(value) else ""
-        return (str(_number(first)) if _number(first) is not None else ""), str(value), "num"
+        first = str(value).split(",")[0] if present(value) else ""
+        return (str(as_number(first)) if as_number(first) is not None else ""), str(value), "num"
     if number is None:
         return "", "–", "num"
     if kind == "value":
-        return repr(number), (f"{scale * number:.2f}" if scale != 1 else _sig(number)), "num"
+        return repr(number), (f"{scale * number:.2f}" if scale != 1 else sig4(number)), "num"
     if kind == "delta":
         p = _p_of(column, row)
         text = _points(number, scale)
@@ -244,151 +172,12 @@ def _cell(column: str, kind: str, row: pd.Series, scale: float) -> tuple[str, st
     if kind == "p":
         return repr(number), fmt_p(number), "num" + (" sig" if number < SIGNIFICANT else "")
     if kind == "int":
-        return repr(number), _int(number), "num"
+        return repr(number), thousands(number), "num"
     if kind == "nll":
         return repr(number), f"{number:.3f}", "num"
     if kind == "nll_delta":
         return repr(number), fmt_nll_delta(number), "num"
-    return repr(number), _sig(number), "num"
-
-
-def _group_rows(rows: pd.DataFrame, entry: pd.Series) -> pd.DataFrame:
-    """The raw rows behind one table row: its (model, task, strategy), and where the table shows
-    each fraction on its own (nothing chosen), only that row's fractions."""
-    sub = rows
-    for key in IDENTITY:
-        if key in rows and key in entry:
-            sub = sub[sub[key].astype(str) == str(entry[key])]
-    if str(entry.get("chosen_on")) == "none" and "fraction" in sub:
-        wanted = {_number(f) for f in str(entry.get("fraction", "")).split(",")}
-        sub = sub[pd.to_numeric(sub["fraction"], errors="coerce").isin(wanted)]
-    order = [c for c in ("split", "fraction", "seed") if c in sub]
-    if "split" in sub:
-        sub = sub.assign(_split_order=sub["split"].astype(str).map({"validation": 0, "test": 1}).fillna(2))
-        order = ["_split_order"] + [c for c in order if c != "split"]
-    return sub.sort_values(order, kind="stable") if order else sub
-
-
-def command(group: pd.DataFrame) -> str:
-    """The `harness bench` line that reruns every cell behind a table row (the whole sweep the
-    fraction was chosen from). The recipe is spelt out even where it is the strategy's default,
-    so the line still means the same run if a default changes later. Seeds run with different
-    run settings (say, a smaller calibration batch for memory) get one line each, joined by
-    `&&`: one line would rerun some of them with the wrong setting."""
-    settings = [c for c, _ in EXTRA_OPTIONS if c in group]
-    if settings:
-        keyed = group[settings].astype(str)  # unset settings ("nan") group together
-        parts = [part for _, part in group.groupby([keyed[c] for c in settings], sort=False)]
-        if len(parts) > 1:
-            return " && ".join(_command(part) for part in parts)
-    return _command(group)
-
-
-def _command(group: pd.DataFrame) -> str:
-    from harness.strategy import recipe_name, variant_settings
-
-    first = group.iloc[0]
-    parts = ["harness", "bench"]
-    for key in ("model", "task"):
-        parts += [f"--{key}", str(first.get(key, ""))]
-    name = str(first.get("strategy", ""))
-    parts += ["--strategy", recipe_name(name)]  # a variant's label is made by its flags below
-    fractions = sorted({f for f in (_number(v) for v in group.get("fraction", [])) if f is not None})
-    spectral_or_pruned = _present(first.get("matrices")) or any(f > 0 for f in fractions)
-    if spectral_or_pruned and fractions:
-        parts += ["--fraction", ",".join(map(_exact, fractions))]
-    seeds = sorted({int(s) for s in (_number(v) for v in group.get("seed", [])) if s is not None})
-    if seeds:
-        parts += ["--seed", ",".join(map(str, seeds))]
-    if _present(first.get("matrices")):
-        parts += ["--matrices", str(first["matrices"])]
-    if _present(first.get("scorer")):
-        parts += ["--scorer", str(first["scorer"])]
-    if _present(first.get("pruner")):
-        parts += ["--pruner", str(first["pruner"])]
-        compensate = str(first.get("compensate")).strip().lower() in ("true", "1")
-        parts.append("--compensate" if compensate else "--no-compensate")
-    calibration = _number(first.get("calibration_size"))
-    if calibration and _present(first.get("scorer")):  # only scorers read the calibration sample
-        parts += ["--calibration-size", str(int(calibration))]
-    for column, option in EXTRA_OPTIONS:
-        if column in group and _present(first.get(column)):
-            value = first[column]
-            parts += [option, _exact(value) if isinstance(value, float) else str(value)]
-    for key, value in variant_settings(name).items():  # columns above spell the recipe's fields
-        if key == "objective":
-            parts += ["--objective", value]
-        elif key not in ("matrices", "scorer", "pruner", "compensate"):
-            parts += ["--option", f"{key}={value}"]
-    if "split" in group and not (group["split"].astype(str) == "validation").any():
-        parts += ["--select-on", "none"]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def _fmt_raw(column: str, value: object, scale: float) -> str:
-    if not _present(value):
-        return "–"
-    number = _number(value)
-    if number is None or isinstance(value, bool) or column == "split":
-        return str(value)
-    if column in ("value", "stderr") and scale != 1:
-        return f"{scale * number:.2f}"
-    if column == "delta" and scale != 1:
-        return f"{scale * number:+.2f}"
-    if column == "p_value":
-        return fmt_p(number)
-    if column == "nll_delta":
-        return fmt_nll_delta(number)
-    if column == "energy_kept":
-        return f"{100 * number:.2f}%"
-    if column == "fraction":
-        return f"{number:g}"
-    if column in ("n", "n_pruned", "n_total"):
-        return _int(number)
-    return _sig(number)
-
-
-def _details(group: pd.DataFrame, used: set[tuple[str, str]], chose: set[str], scale: float,
-             width: int) -> str:
-    """The row's details: each raw cell, the fingerprint, the command. `chose` is empty where
-    the table says nothing was chosen (the unpruned model, `--select-on none`)."""
-    cells = [c for c in CELL_COLUMNS if c in group]
-    out = [f'<tr class="details" hidden><td colspan="{width}"><div class="detail-body">']
-    unit = " (%)" if scale != 1 else ""
-    out.append('<section class="cells-box"><h3>Cells behind this row</h3><table class="cells"><thead><tr>')
-    for c in cells:
-        out.append(f"<th>{_esc(c + unit if c in ('value', 'stderr', 'delta') else c)}</th>")
-    out.append("<th>role</th><th>config hash</th></tr></thead><tbody>")
-    for _, r in group.iterrows():
-        key = (str(r.get("config_hash", "")), str(r.get("split", "")))
-        role = "in the mean" if key in used else ("chose the fraction" if key[0] in chose
-                                                 and key[1] == "validation" else "")
-        out.append(f'<tr class="{"used" if role else ""}">')
-        out += [f'<td class="{"" if c == "split" else "num"}">{_esc(_fmt_raw(c, r.get(c), scale))}</td>'
-                for c in cells]
-        out.append(f"<td>{_esc(role)}</td><td><code>{_esc(r.get('config_hash', ''))}</code></td></tr>")
-    out.append("</tbody></table></section>")
-    out.append('<section class="fingerprint"><h3>Fingerprint</h3><dl>')
-    fingerprint = [c for c in group.columns if c.endswith(("_hash", "_version"))]
-    fingerprint = sorted(fingerprint, key=lambda c: (c != "config_hash", c != "model_hash", c))
-    for c in fingerprint + [c for c in RECIPE_COLUMNS if c in group] + ["source"]:
-        if c not in group:
-            continue
-        values = [str(v) for v in dict.fromkeys(group[c]) if _present(v)]
-        if c == "config_hash":  # the cells in the mean (every cell's hash is in the table above)
-            values = [v for v in values if (v, "test") in used] or values
-        if values:
-            out.append(f"<dt>{_esc(c)}</dt><dd>" + " ".join(
-                f"<code>{_esc(v)}</code>" for v in values) + "</dd>")
-    out.append("</dl></section>")
-    out.append('<section class="cmd-box"><h3>Reproduce</h3><pre><code class="cmd">'
-               f"{_esc(command(group))}</code></pre>"
-               '<p class="hint">Reruns every cell above into leaderboard/results.csv (add --output to '
-               "choose another file; tasks that read local data also need --data-dir).</p></section>")
-    out.append("</div></td></tr>")
-    return "".join(out)
-
-
+    return repr(number), sig4(number), "num"
 
 
 @dataclass
@@ -424,7 +213,7 @@ def _sub(text: str) -> str:
 
 
 def _interval(low: object, high: object, scale: float, signed: bool) -> str:
-    lo, hi = _number(low), _number(high)
+    lo, hi = as_number(low), as_number(high)
     if lo is None or hi is None:
         return ""
     f = "+.2f" if signed else ".2f"
@@ -435,43 +224,43 @@ def _identity(entry: pd.Series, info: Info) -> tuple[str, str, str]:
     name = str(entry.get("strategy", ""))
     star = ('<span class="star" title="a win by the rule" aria-label="win">★</span> '
             if info.win else "")
-    where = " · ".join(str(entry[k]) for k in ("model", "task") if k in entry and _present(entry[k]))
+    where = " · ".join(str(entry[k]) for k in ("model", "task") if k in entry and present(entry[k]))
     inner = ('<button type="button" class="toggle" aria-expanded="false" '
              'aria-label="details: the cells behind this row, the command, the fingerprint">▸</button>'
-             f'<span class="id">{star}<a class="strat" href="#s-{_slug(name)}">{_esc(name)}</a> '
-             f'<span class="role role-{_esc(info.role)}">{_esc(info.role)}</span>'
-             f'{_sub(_esc(where))}</span>')
+             f'<span class="id">{star}<a class="strat" href="#s-{_slug(name)}">{esc(name)}</a> '
+             f'<span class="role role-{esc(info.role)}">{esc(info.role)}</span>'
+             f'{_sub(esc(where))}</span>')
     return name.lower(), inner, "identity"
 
 
 def _budget(entry: pd.Series, info: Info) -> tuple[str, str, str]:
-    fraction = str(entry.get("fraction", "")) if _present(entry.get("fraction")) else "–"
+    fraction = str(entry.get("fraction", "")) if present(entry.get("fraction")) else "–"
     chosen_on = str(entry.get("chosen_on", ""))
     tag = {"validation": "chosen", "none": "fixed"}.get(chosen_on, "")
-    first = _number(fraction.split(",")[0])
-    inner = (f'<span class="main">{_esc(fraction)}</span>'
+    first = as_number(fraction.split(",")[0])
+    inner = (f'<span class="main">{esc(fraction)}</span>'
              + (f' <span class="tag">{tag}</span>' if tag else "")
-             + _sub(_esc(info.removed)) + _sub(_esc(info.chose)))
+             + _sub(esc(info.removed)) + _sub(esc(info.chose)))
     return ("" if first is None else repr(first)), inner, "wrap"
 
 
 def _value(entry: pd.Series, info: Info) -> tuple[str, str, str]:
-    mean = _number(entry.get("value_mean"))
+    mean = as_number(entry.get("value_mean"))
     if mean is None:
         return "", "–", "num"
     s = info.scale
-    text = f"{s * mean:.2f}" if s != 1 else _sig(mean)
+    text = f"{s * mean:.2f}" if s != 1 else sig4(mean)
     spread = _interval(entry.get("value_low"), entry.get("value_high"), s, signed=False)
-    std, seeds = _number(entry.get("value_std")), _number(entry.get("seeds")) or 0
+    std, seeds = as_number(entry.get("value_std")), as_number(entry.get("seeds")) or 0
     if not spread and std is not None and seeds > 1:  # a table without intervals: the seeds' sd
-        spread = f"sd {s * std:.2f}" if s != 1 else f"sd {_sig(std)}"
+        spread = f"sd {s * std:.2f}" if s != 1 else f"sd {sig4(std)}"
     return repr(mean), f'<span class="main">{text}</span>{_sub(spread)}', "num wrap"
 
 
 def _seeds(entry: pd.Series, info: Info) -> tuple[str, str, str]:
-    seeds = _number(entry.get("seeds"))
-    n = _number(entry.get("n"))
-    inner = _esc(seeds_text(seeds, entry.get("folds"))) + _sub(f"n = {_int(n)}" if n is not None else "")
+    seeds = as_number(entry.get("seeds"))
+    n = as_number(entry.get("n"))
+    inner = esc(seeds_text(seeds, entry.get("folds"))) + _sub(f"n = {thousands(n)}" if n is not None else "")
     return ("" if seeds is None else repr(seeds)), inner, "num wrap"
 
 
@@ -481,7 +270,7 @@ def _versus(which: str) -> Callable[[pd.Series, Info], tuple[str, str, str]]:
     base_col = {"best": "best_baseline", "tuned": "tuned_baseline"}[which]
 
     def render(entry: pd.Series, info: Info) -> tuple[str, str, str]:
-        delta = _number(entry.get(delta_col))
+        delta = as_number(entry.get(delta_col))
         baseline = entry.get(base_col)
         if delta is None:
             return "", "–", "num"
@@ -493,11 +282,11 @@ def _versus(which: str) -> Callable[[pd.Series, Info], tuple[str, str, str]]:
             text = ("▲ " if delta > 0 else "▼ ") + text
         spread = _interval(entry.get(f"delta_vs_{which}_low"), entry.get(f"delta_vs_{which}_high"),
                            info.scale, signed=True)
-        against = f"vs {baseline}" if _present(baseline) else ""
+        against = f"vs {baseline}" if present(baseline) else ""
         detail = ", ".join(x for x in (against, _p_words(p)) if x)
-        return repr(delta), (f'<span class="main nw">{_esc(text)}</span> '
-                             f'<span class="nw">{_esc(spread)}</span>'
-                             f"{_sub(_esc(detail))}"), css
+        return repr(delta), (f'<span class="main nw">{esc(text)}</span> '
+                             f'<span class="nw">{esc(spread)}</span>'
+                             f"{_sub(esc(detail))}"), css
 
     return render
 
@@ -531,7 +320,7 @@ COMPACT_KEYS = tuple(key for key, *_ in COMPACT)
 def _generic(column: str, kind: str) -> Callable[[pd.Series, Info], tuple[str, str, str]]:
     def render(entry: pd.Series, info: Info) -> tuple[str, str, str]:
         sort, text, css = _cell(column, kind, entry, info.scale)
-        return sort, _esc(text), css
+        return sort, esc(text), css
 
     return render
 
@@ -564,7 +353,7 @@ def _roles(table: pd.DataFrame) -> dict[str, str]:
     roles = {}
     for _, r in table.iterrows():
         name = str(r.get("strategy", ""))
-        role = str(r.get("role", "method")) if _present(r.get("role")) else "method"
+        role = str(r.get("role", "method")) if present(r.get("role")) else "method"
         roles[name] = "control" if role == "baseline" and name in controls else role
     return roles
 
@@ -579,8 +368,8 @@ def _in_mean(entry: pd.Series, rows: pd.DataFrame, chosen: pd.DataFrame | None) 
             sub = sub[sub[key].astype(str) == str(entry[key])]
     if "split" in sub:
         sub = sub[sub["split"].astype(str) == "test"]
-    if "fraction" in sub and _present(entry.get("fraction")):
-        wanted = {_number(f) for f in str(entry["fraction"]).split(",")}
+    if "fraction" in sub and present(entry.get("fraction")):
+        wanted = {as_number(f) for f in str(entry["fraction"]).split(",")}
         sub = sub[pd.to_numeric(sub["fraction"], errors="coerce").isin(wanted)]
     if chosen is not None and "chosen_on" in sub and str(entry.get("chosen_on")) in ("none", "validation"):
         sub = sub[sub["chosen_on"].astype(str) == str(entry["chosen_on"])]
@@ -594,21 +383,21 @@ def removed_text(sub: pd.DataFrame) -> tuple[str, str]:
         return "", ""
     pruned = pd.to_numeric(sub["n_pruned"], errors="coerce").median()
     total = pd.to_numeric(sub.get("n_total", pd.Series(dtype=float)), errors="coerce").median()
-    units = {str(u) for u in sub.get("unit", pd.Series(dtype=object)).dropna() if _present(u)}
+    units = {str(u) for u in sub.get("unit", pd.Series(dtype=object)).dropna() if present(u)}
     unit = units.pop() if len(units) == 1 else "singular values or weights"
     fractions = pd.to_numeric(sub.get("fraction", pd.Series(dtype=float)), errors="coerce")
-    if _number(pruned) is None:
+    if as_number(pruned) is None:
         text = ""
     elif pruned == 0:
         text = "nothing removed" + (" (declined to prune)" if (fractions > 0).any() else "")
     else:
-        text = f"{_int(pruned)}"
+        text = f"{thousands(pruned)}"
         if total and total > 0:
-            text += f" of {_int(total)} {unit} ({100 * pruned / total:.1f}%)"
+            text += f" of {thousands(total)} {unit} ({100 * pruned / total:.1f}%)"
         else:
             text += f" {unit}"
         energy = pd.to_numeric(sub.get("energy_kept", pd.Series(dtype=float)), errors="coerce").mean()
-        if _number(energy) is not None:
+        if as_number(energy) is not None:
             text += f", {100 * (1 - energy):.1f}% of their energy"
     chose = []
     for raw in sub.get("details", pd.Series(dtype=object)).dropna():
@@ -641,10 +430,10 @@ def _verdict_section(verdicts: pd.DataFrame | None, lines: list[str], rule: str,
         statuses = verdicts["status"].astype(str)
         wins = int((statuses == "WIN").sum())
         out.append(f'<p class="summary"><b>{wins} WIN</b> of {len(verdicts)} model × task pairs'
-                   + "".join(f" · {int((statuses == s).sum())} {_esc(s)}" for s in STATUS_CLASS
+                   + "".join(f" · {int((statuses == s).sum())} {esc(s)}" for s in STATUS_CLASS
                              if s != "WIN" and (statuses == s).any()) + "</p>")
     if rule:
-        out.append(f'<details class="rule"><summary>The rule, in plain words</summary><p>{_esc(rule)}</p>'
+        out.append(f'<details class="rule"><summary>The rule, in plain words</summary><p>{esc(rule)}</p>'
                    "</details>")
     if verdicts is not None and len(verdicts) and "status" in verdicts:
         heads = ["model · task", "verdict", "best method", "vs best baseline, equal budget",
@@ -654,57 +443,57 @@ def _verdict_section(verdicts: pd.DataFrame | None, lines: list[str], rule: str,
                    + "</tr></thead><tbody>")
         for _, v in verdicts.iterrows():
             scale = _scale_for(metric_of.get((str(v.get("model")), str(v.get("task")))), percent)
-            status = str(v.get("status", "")) if _present(v.get("status")) else "–"
-            method = str(v.get("method", "")) if _present(v.get("method")) else ""
-            cells = [f'<b class="nw">{_esc(v.get("model", "–"))}</b> · {_esc(v.get("task", "–"))}',
+            status = str(v.get("status", "")) if present(v.get("status")) else "–"
+            method = str(v.get("method", "")) if present(v.get("method")) else ""
+            cells = [f'<b class="nw">{esc(v.get("model", "–"))}</b> · {esc(v.get("task", "–"))}',
                      f'<span class="badge {STATUS_CLASS.get(status, "")}">'
-                     f'{"★ " if status == "WIN" else ""}{_esc(status)}</span>',
-                     (f'<a class="strat" href="#s-{_slug(method)}">{_esc(method)}</a>' if method else "–"),
+                     f'{"★ " if status == "WIN" else ""}{esc(status)}</span>',
+                     (f'<a class="strat" href="#s-{_slug(method)}">{esc(method)}</a>' if method else "–"),
                      _comparison(v, "equal", scale), _comparison(v, "tuned", scale),
                      _evidence(v, scale),
-                     _esc(v.get("decided_by")) if _present(v.get("decided_by")) else "–"]
+                     esc(v.get("decided_by")) if present(v.get("decided_by")) else "–"]
             out.append(f'<tr class="{STATUS_CLASS.get(status, "")}">' + "".join(
-                f'<td data-label="{_esc(lab)}">{c}</td>' for lab, c in zip(heads, cells, strict=True))
+                f'<td data-label="{esc(lab)}">{c}</td>' for lab, c in zip(heads, cells, strict=True))
                 + "</tr>")
         out.append("</tbody></table>")
         if "line" in verdicts:
-            lines = [str(x) for x in verdicts["line"] if _present(x)] or lines
+            lines = [str(x) for x in verdicts["line"] if present(x)] or lines
     elif lines:  # no verdict table: the sentences are the verdict
-        out.append('<ul class="lines">' + "".join(f"<li>{_esc(x)}</li>" for x in lines) + "</ul>")
+        out.append('<ul class="lines">' + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
         lines = []
     else:
         out.append("<p>No verdict: the board was given none.</p>")
     if lines:
         out.append('<details class="sentences"><summary>Every verdict in one sentence</summary><ul>'
-                   + "".join(f"<li>{_esc(x)}</li>" for x in lines) + "</ul></details>")
+                   + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul></details>")
     out.append("</section>")
     return "".join(out)
 
 
 def _comparison(v: pd.Series, which: str, scale: float) -> str:
-    delta = _number(v.get(f"{which}_delta"))
+    delta = as_number(v.get(f"{which}_delta"))
     if delta is None:
         return "–"
     spread = _interval(v.get(f"{which}_low"), v.get(f"{which}_high"), scale, signed=True)
-    p = _number(v.get(f"{which}_p"))
+    p = as_number(v.get(f"{which}_p"))
     baseline = v.get(f"{which}_baseline")
     sig = p is not None and p < SIGNIFICANT
     css = ("sig " + ("up" if delta > 0 else "down")) if sig else "noise"
-    head = f'<span class="{css} nw">{_esc(_points(delta, scale))}</span>'
-    against = f"vs {baseline}" if _present(baseline) else ""
-    return (f'{head} <span class="nw">{_esc(spread)}</span>'
-            + _sub(_esc(", ".join(x for x in (against, _p_words(p)) if x))))
+    head = f'<span class="{css} nw">{esc(_points(delta, scale))}</span>'
+    against = f"vs {baseline}" if present(baseline) else ""
+    return (f'{head} <span class="nw">{esc(spread)}</span>'
+            + _sub(esc(", ".join(x for x in (against, _p_words(p)) if x))))
 
 
 def _evidence(v: pd.Series, scale: float) -> str:
-    text = _esc(seeds_text(v.get("seeds"), v.get("folds")))
-    n = _number(v.get("n"))
-    mde = _number(v.get("mde"))
-    sub = ", ".join(x for x in (f"n = {_int(n)}" if n is not None else "",
+    text = esc(seeds_text(v.get("seeds"), v.get("folds")))
+    n = as_number(v.get("n"))
+    mde = as_number(v.get("mde"))
+    sub = ", ".join(x for x in (f"n = {thousands(n)}" if n is not None else "",
                                 f"detects ≥ {scale * mde:.1f}{' points' if scale != 1 else ''}"
                                 if mde is not None else "") if x)
-    needed = str(v.get("needed")) if _present(v.get("needed")) else ""
-    return text + _sub(_esc(sub)) + (_sub("needs " + _esc(needed)) if needed else "")
+    needed = str(v.get("needed")) if present(v.get("needed")) else ""
+    return text + _sub(esc(sub)) + (_sub("needs " + esc(needed)) if needed else "")
 
 
 def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str:
@@ -718,43 +507,43 @@ def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str
         key = (str(entry["strategy"]), str(entry["model"]), str(entry["task"]))
         have = picked.get(key)
         chosen = str(entry.get("chosen_on")) != "none"
-        value = _number(entry.get("value_mean"))
+        value = as_number(entry.get("value_mean"))
         if have is None or (chosen and str(have[0].get("chosen_on")) == "none") or (
                 chosen == (str(have[0].get("chosen_on")) != "none")
-                and value is not None and value > (_number(have[0].get("value_mean")) or -math.inf)):
+                and value is not None and value > (as_number(have[0].get("value_mean")) or -math.inf)):
             picked[key] = (entry, info)
     order = {"method": 0, "control": 1, "baseline": 2}
     strategies = sorted({k[0] for k in picked}, key=lambda s: (order.get(roles.get(s, ""), 3), s))
     best = {}
     for m, t in pairs:
-        values = [_number(picked[(s, m, t)][0].get("value_mean")) for s in strategies if (s, m, t) in picked]
-        values = [v for v in values if v is not None]
+        found = [as_number(picked[(s, m, t)][0].get("value_mean")) for s in strategies if (s, m, t) in picked]
+        values = [v for v in found if v is not None]
         best[(m, t)] = max(values) if values else None
     models = sorted({m for m, _ in pairs})
     head = ['<tr><th scope="col" rowspan="2" class="identity">strategy</th>'
-            + "".join(f'<th scope="colgroup" colspan="{sum(1 for mm, _ in pairs if mm == m)}">{_esc(m)}</th>'
+            + "".join(f'<th scope="colgroup" colspan="{sum(1 for mm, _ in pairs if mm == m)}">{esc(m)}</th>'
                       for m in models) + "</tr><tr>"
-            + "".join(f'<th scope="col" class="num">{_esc(t)}</th>' for _, t in pairs) + "</tr>"]
+            + "".join(f'<th scope="col" class="num">{esc(t)}</th>' for _, t in pairs) + "</tr>"]
     body = []
     for s in strategies:
-        cells = [f'<th scope="row" class="identity"><a class="strat" href="#s-{_slug(s)}">{_esc(s)}</a> '
-                 f'<span class="role role-{_esc(roles.get(s, ""))}">{_esc(roles.get(s, ""))}</span></th>']
+        cells = [f'<th scope="row" class="identity"><a class="strat" href="#s-{_slug(s)}">{esc(s)}</a> '
+                 f'<span class="role role-{esc(roles.get(s, ""))}">{esc(roles.get(s, ""))}</span></th>']
         for m, t in pairs:
             got = picked.get((s, m, t))
             if got is None:
                 cells.append('<td class="num empty">·</td>')
                 continue
             entry, info = got
-            value = _number(entry.get("value_mean"))
-            text = "–" if value is None else (f"{info.scale * value:.2f}" if info.scale != 1 else _sig(value))
-            fixed = str(entry.get("chosen_on")) == "none" and _present(entry.get("fraction"))
+            value = as_number(entry.get("value_mean"))
+            text = "–" if value is None else (f"{info.scale * value:.2f}" if info.scale != 1 else sig4(value))
+            fixed = str(entry.get("chosen_on")) == "none" and present(entry.get("fraction"))
             at = f" @{entry.get('fraction')}" if fixed else ""
             css = ("num" + (" top" if value is not None and value == best[(m, t)] else "")
                    + (" win" if info.win else ""))
             star = "★ " if info.win else ""
-            cells.append(f'<td class="{css}">{star}{_esc(text)}'
-                         f'{_sub(_esc(seeds_text(entry.get("seeds"), entry.get("folds")) + at))}</td>')
-        body.append(f'<tr data-role="{_esc(roles.get(s, ""))}">' + "".join(cells) + "</tr>")
+            cells.append(f'<td class="{css}">{star}{esc(text)}'
+                         f'{_sub(esc(seeds_text(entry.get("seeds"), entry.get("folds")) + at))}</td>')
+        body.append(f'<tr data-role="{esc(roles.get(s, ""))}">' + "".join(cells) + "</tr>")
     return ('<div class="pivot-box"><table class="pivot"><caption>Test value per strategy (rows) and '
             "model × task (columns): the fraction chosen on validation, else the best fixed fraction "
             "(named); bold: the best of its column; ★: a win by the rule.</caption>"
@@ -771,10 +560,10 @@ def _strategies(table: pd.DataFrame, roles: dict[str, str], descriptions: dict[s
         recipe = variants[0].split("[", 1)[0]
         text = descriptions.get(recipe) or NO_DESCRIPTION
         also = [v for v in variants if v != recipe]
-        role = _esc(roles.get(variants[0], ""))
-        items.append(f'<dt id="s-{slug}">{_esc(recipe)} <span class="role role-{role}">{role}</span></dt>'
-                     f"<dd>{_esc(text)}"
-                     + (f' <span class="sub">Variants here: {_esc(", ".join(also))}</span>' if also else "")
+        role = esc(roles.get(variants[0], ""))
+        items.append(f'<dt id="s-{slug}">{esc(recipe)} <span class="role role-{role}">{role}</span></dt>'
+                     f"<dd>{esc(text)}"
+                     + (f' <span class="sub">Variants here: {esc(", ".join(also))}</span>' if also else "")
                      + "</dd>")
     return ('<section id="strategies"><h2>Strategies</h2><dl class="glossary">' + "".join(items)
             + "</dl></section>")
@@ -787,9 +576,9 @@ def _downloads(sources: list[str], table: pd.DataFrame) -> str:
         if not path.is_file():
             continue
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        links.append(f'<li><a download="{_esc(path.name)}" href="data:text/csv;base64,{data}">'
-                     f"{_esc(path.name)}</a> <span class=\"sub\">results, {path.stat().st_size:,} bytes: "
-                     f"{_esc(s)}</span></li>")
+        links.append(f'<li><a download="{esc(path.name)}" href="data:text/csv;base64,{data}">'
+                     f"{esc(path.name)}</a> <span class=\"sub\">results, {path.stat().st_size:,} bytes: "
+                     f"{esc(s)}</span></li>")
     board = base64.b64encode(table.to_csv(index=False).encode()).decode("ascii")
     links.append(f'<li><a download="leaderboard.csv" href="data:text/csv;base64,{board}">leaderboard.csv</a> '
                  '<span class="sub">this table, every column</span></li>')
@@ -799,8 +588,8 @@ def _downloads(sources: list[str], table: pd.DataFrame) -> str:
 
 def _image(path: Path, caption: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return (f'<figure class="raster"><img src="data:image/png;base64,{data}" alt="{_esc(caption)}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+    return (f'<figure class="raster"><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
 CAPTIONS = {
@@ -841,24 +630,24 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
     head = ["<tr>"]
     for c in cols:
         frozen = " identity" if c.key == "identity" else ""
-        head.append(f'<th scope="col" data-col="{_esc(c.key)}" data-type="{"num" if c.numeric else "text"}" '
+        head.append(f'<th scope="col" data-col="{esc(c.key)}" data-type="{"num" if c.numeric else "text"}" '
                     f'class="{"num" if c.numeric else ""}{frozen}"{"" if c.default else " hidden"}>'
-                    f'<button type="button" class="sort" title="{_esc(c.meaning)}">{_esc(c.label)}'
+                    f'<button type="button" class="sort" title="{esc(c.meaning)}">{esc(c.label)}'
                     '<span class="arrow" aria-hidden="true"></span></button></th>')
     head.append("</tr>")
 
     bodies = []
     for (i, entry), info in zip(table.iterrows(), infos, strict=True):
-        attrs = " ".join(f'data-{k}="{_esc(entry.get(k, ""))}"' for k in IDENTITY)
+        attrs = " ".join(f'data-{k}="{esc(entry.get(k, ""))}"' for k in IDENTITY)
         tr = [f'<tbody class="entry{" win" if info.win else ""}" data-i="{i}" {attrs} '
-              f'data-role="{_esc(info.role)}"><tr class="main">']
+              f'data-role="{esc(info.role)}"><tr class="main">']
         for c in cols:
             sort, inner, css = c.render(entry, info)
-            tr.append(f'<td data-col="{_esc(c.key)}" data-v="{_esc(sort)}" class="{css}" '
-                      f'data-label="{_esc(c.label)}"{"" if c.default else " hidden"}>{inner}</td>')
+            tr.append(f'<td data-col="{esc(c.key)}" data-v="{esc(sort)}" class="{css}" '
+                      f'data-label="{esc(c.label)}"{"" if c.default else " hidden"}>{inner}</td>')
         tr.append("</tr>")
         chose_here = chose if str(entry.get("chosen_on", "validation")) == "validation" else set()
-        tr.append(_details(_group_rows(rows, entry), used, chose_here, info.scale, width))
+        tr.append(details_row(group_rows(rows, entry), used, chose_here, info.scale, width))
         tr.append("</tbody>")
         bodies.append("".join(tr))
 
@@ -868,25 +657,25 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
             sorted(set(table[key].astype(str))) if key in table else [])
         if not values:
             continue
-        options = "".join(f'<option value="{_esc(v)}">{_esc(v)}</option>' for v in values)
+        options = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
         filters.append(f'<label>{key} <select data-filter="{key}"><option value="">all</option>'
                        f"{options}</select></label>")
     filters.append('<label>search <input type="search" data-filter="q" placeholder="e.g. qwen int_mult" '
                    'title="Rows that contain every word, in any column"></label>')
     chooser = "".join(
-        f'<li><label><input type="checkbox" data-colkey="{_esc(c.key)}"{" checked" if c.default else ""}'
-        f'{" disabled" if c.key == "identity" else ""}> <b>{_esc(c.label)}</b></label> '
-        f'<span class="meaning">{_esc(c.meaning)}</span></li>' for c in cols)
+        f'<li><label><input type="checkbox" data-colkey="{esc(c.key)}"{" checked" if c.default else ""}'
+        f'{" disabled" if c.key == "identity" else ""}> <b>{esc(c.label)}</b></label> '
+        f'<span class="meaning">{esc(c.meaning)}</span></li>' for c in cols)
 
     panels = board_svg.panels(rows, roles, percent)
     figures = "".join(_image(p, CAPTIONS.get(Path(p).name, Path(p).stem.replace("_", " ")))
                       for p in plots if Path(p).is_file() and Path(p).name not in SVG_REPLACES)
     sources = list(sources)
-    source_list = ", ".join(f"<code>{_esc(s)}</code>" for s in sources) or "–"
+    source_list = ", ".join(f"<code>{esc(s)}</code>" for s in sources) or "–"
     regenerate = " ".join(shlex.quote(s) for s in ["harness", "leaderboard", *sources, "--html", path])
-    versions = ", ".join(sorted({str(v) for v in rows.get("harness_version", []) if _present(v)})) or "?"
+    versions = ", ".join(sorted({str(v) for v in rows.get("harness_version", []) if present(v)})) or "?"
     folded = [c for c in FOLDED if c in table and len(table) and table[c].nunique(dropna=False) == 1]
-    same = " &nbsp;·&nbsp; ".join(f"{_esc(KNOWN[c][0])} <b>{_esc(table[c].iloc[0])}</b>" for c in folded)
+    same = " &nbsp;·&nbsp; ".join(f"{esc(KNOWN[c][0])} <b>{esc(table[c].iloc[0])}</b>" for c in folded)
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
     csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
@@ -897,14 +686,14 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="eigenharness {_esc(__version__)}">
-<title>{_esc(title)}</title>
+<meta name="generator" content="eigenharness {esc(__version__)}">
+<title>{esc(title)}</title>
 <style>{STYLE}</style>
 <noscript><style>tr.details[hidden] {{ display: table-row; }}</style></noscript>
 </head>
 <body>
 <header>
-<h1>{_esc(title)}</h1>
+<h1>{esc(title)}</h1>
 <p class="intro">Does any pruning method beat every baseline? The answer per model and task first;
 then every strategy's test value at the fraction chosen on validation. Jump to: <a href="#board-h">table</a>
 · <a href="#plots">plots</a> · <a href="#strategies">strategies</a> · <a href="#data">data</a>.</p>
@@ -948,8 +737,8 @@ cool colours, dashed; grey lines: the unpruned model and the majority answer. At
 {_strategies(table, roles, descriptions or {})}
 {_downloads(sources, table)}
 </main>
-<footer><p>Results: {source_list} ({len(rows)} rows). Written by eigenharness {_esc(__version__)}
-(results from harness {_esc(versions)}). Regenerate: <code>{_esc(regenerate)}</code></p></footer>
+<footer><p>Results: {source_list} ({len(rows)} rows). Written by eigenharness {esc(__version__)}
+(results from harness {esc(versions)}). Regenerate: <code>{esc(regenerate)}</code></p></footer>
 <script>{SCRIPT}</script>
 </body>
 </html>

@@ -219,7 +219,7 @@ def format_rows(csv_path: Path, keys: set[str]) -> str:
     number column would set 663,540 beside 1,152 as if they were the same kind of thing."""
     import pandas as pd
 
-    from harness.board_html import fmt_p
+    from harness.board_format import fmt_p
 
     df = pd.read_csv(csv_path)
     df = df[df.config_hash.isin(keys)]

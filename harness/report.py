@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness import leaderboard, per_example
-from harness.board_html import fmt_p, seeds_text
+from harness.board_format import fmt_p, seeds_text
 from harness.errors import HarnessError, warn
 from harness.stats import paired_p_value, permutation_p_value, smallest_permutation_p
 

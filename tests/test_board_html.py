@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness import board_html, report
+from harness import board_html, board_rows, report
 from harness.cli import cli
 from harness.leaderboard import Row, append
 
@@ -92,9 +92,9 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
     table = report.table(rows)
     assert table.strategy.str.contains("[", regex=False).any()  # variants (--option) are covered
     for _, entry in table.iterrows():
-        cells = board_html._group_rows(rows, entry)
+        cells = board_rows.group_rows(rows, entry)
         grid = set()
-        for line in board_html.command(cells).split(" && "):  # one line per run setting
+        for line in board_rows.command(cells).split(" && "):  # one line per run setting
             kw = bench_cmd.make_context("bench", shlex.split(line)[2:]).params
             cfg = bench.BenchConfig(
                 model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
@@ -105,7 +105,7 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
                 threshold=kw["threshold"], dtype=kw["dtype"], objective=kw["objective"],
                 options=dict(o.split("=", 1) for o in kw["options"]))
             grid |= bench.grid_keys(cfg, cfg.tasks, bench.resolve_strategies(cfg))
-        assert grid == set(cells.config_hash), board_html.command(cells)
+        assert grid == set(cells.config_hash), board_rows.command(cells)
 
 
 def test_extra_and_missing_table_columns_render(results):
