@@ -16,8 +16,9 @@ own (pinned by its hash).
 
 Beside it: `board_rows` (the cells behind a row and the command that reruns them),
 `board_format` (one notation per kind of number), `board_svg` (the plots) and `board_assets`
-(style sheet and script). This module takes what the report decided (the table, the rows it chose, the verdicts) as
-arguments and imports no part of the report: the page shows decisions, it does not make them.
+(style sheet and script). This module takes what the report decided (the table, the rows it
+chose, the verdicts) as arguments and imports no part of the report: the page shows decisions,
+it does not make them.
 Known table columns get a label, a meaning and a format; any other column `report.table` grows is
 still offered in the column chooser (numbers to 4 significant digits). A column a table lacks
 (an older board) shows "–".

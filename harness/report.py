@@ -355,14 +355,10 @@ def _seeds(n: int) -> str:
     return f"{n} seed" + ("" if n == 1 else "s")
 
 
-def _num(value: float, fmt: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
-
-
 def _cell(r: dict, column: str, fmt: str, scale: float = 1.0) -> str:
     value = r.get(column)
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
+        return "–"
     return format(scale * value, fmt)
 
 
@@ -373,12 +369,32 @@ def _spread(r: dict, low: str, high: str, scale: float, fmt: str) -> str:
     return f" [{format(scale * lo, fmt)}, {format(scale * hi, fmt)}]"
 
 
-def markdown(t: pd.DataFrame, lines: list[str] | None = None) -> str:
-    """The verdict first (one line per model and task, and the rule), then every row: the
-    test value with its interval where the table has one (the seeds' sd otherwise, nothing for
-    one seed: "1 seed" is said, never "± 0.00"), p-values in the page's notation."""
+def _verdict_rows(frame: pd.DataFrame | None) -> list[str]:
+    """The verdict table in Markdown: status, method and both comparisons per model and task."""
+    if frame is None or frame.empty or "status" not in frame:
+        return []
+    out = ["| model | task | verdict | best method | Δ vs best baseline, equal budget [95%] | "
+           "Δ vs best baseline, as tuned [95%] | seeds | decided by |", "|" + "---|" * 8]
+    for r in frame.to_dict("records"):
+        def versus(which: str, r: dict = r) -> str:
+            if r.get(f"{which}_delta") is None or np.isnan(r[f"{which}_delta"]):
+                return "–"
+            return (f"{_cell(r, f'{which}_delta', '+.2f', 100)}"
+                    f"{_spread(r, f'{which}_low', f'{which}_high', 100, '+.2f')} vs "
+                    f"{r.get(f'{which}_baseline') or '–'}, p {fmt_p(r.get(f'{which}_p'))}")
+        out.append(f"| {r['model']} | {r['task']} | **{r['status']}** | {r.get('method') or '–'} | "
+                   f"{versus('equal')} | {versus('tuned')} | {seeds_text(r.get('seeds'), r.get('folds'))} | "
+                   f"{r.get('decided_by') or '–'} |")
+    return out + [""]
+
+
+def markdown(t: pd.DataFrame, lines: list[str] | None = None, frame: pd.DataFrame | None = None) -> str:
+    """The verdict first (its table, one line per model and task, and the rule), then every
+    row: the test value with its interval where the table has one (the seeds' sd otherwise,
+    nothing for one seed: "1 seed" is said, never "± 0.00"), p-values in the page's notation."""
     lines = verdicts(t) if lines is None else lines
     out = ["## Verdict", "", "Fraction chosen on validation, test reported, alpha = 0.05.", ""]
+    out += _verdict_rows(frame)
     out += [f"- {line}" for line in lines]
     rule = globals().get("RULE_TEXT", "")
     if rule:
@@ -392,17 +408,17 @@ def markdown(t: pd.DataFrame, lines: list[str] | None = None) -> str:
     for r in t.to_dict("records"):
         spread = _spread(r, "value_low", "value_high", 100, ".2f")
         if not spread and r.get("seeds", 1) > 1 and not np.isnan(r.get("value_std", np.nan)):
-            spread = f" ± {100 * r['value_std']:.2f} sd"
+            spread = f" (sd {100 * r['value_std']:.2f})"
         p_best = r.get("p_vs_best", r.get("p_vs_best_median"))
         p_tuned = r.get("p_vs_tuned", r.get("p_vs_tuned_median"))
         out.append(
-            f"| {r['model']} | {r['task']} | {r['strategy']} | {r.get('role', '-')} | "
+            f"| {r['model']} | {r['task']} | {r['strategy']} | {r.get('role', '–')} | "
             f"{r['fraction']} ({r['chosen_on']}) | {100 * r['value_mean']:.2f}{spread} | "
             f"{seeds_text(r.get('seeds'), r.get('folds'))} | {_cell(r, 'delta_mean', '+.2f', 100)} | "
-            f"{fmt_p(r.get('p_value_median'))} | {r.get('best_baseline') or '-'} | "
+            f"{fmt_p(r.get('p_value_median'))} | {r.get('best_baseline') or '–'} | "
             f"{_cell(r, 'delta_vs_best_mean', '+.2f', 100)}"
             f"{_spread(r, 'delta_vs_best_low', 'delta_vs_best_high', 100, '+.2f')} | {fmt_p(p_best)} | "
-            f"{fmt_p(r.get('p_seeds_vs_random'))} | {r.get('tuned_baseline') or '-'} | "
+            f"{fmt_p(r.get('p_seeds_vs_random'))} | {r.get('tuned_baseline') or '–'} | "
             f"{_cell(r, 'delta_vs_tuned_mean', '+.2f', 100)}"
             f"{_spread(r, 'delta_vs_tuned_low', 'delta_vs_tuned_high', 100, '+.2f')} | {fmt_p(p_tuned)} | "
             f"{_cell(r, 'delta_vs_eigen_mean', '+.2f', 100)} | {fmt_p(r.get('p_vs_eigen_median'))} | "
@@ -545,7 +561,7 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
                out_dir / "accuracy_vs_fraction.png"]
     t.to_csv(written[0], index=False)
     frame, lines = _verdict_frame(t), verdicts(t)
-    written[1].write_text(markdown(t, lines))
+    written[1].write_text(markdown(t, lines, frame))
     plot_fraction_curves(df, written[2])
     if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")

@@ -458,3 +458,15 @@ def test_bench_ends_with_the_verdict_for_what_it_ran(tiny_dir, tmp_path):
     tail = result.output.rstrip().splitlines()
     assert tail[-2].startswith("Verdict for this grid") and tail[-1].startswith(f"- {tiny_dir} / int_mult: ")
     assert " sv " in result.output and " weights " in result.output  # removed, with its unit
+
+
+def test_markdown_opens_with_the_verdict_table(results):
+    rows = report.load([results])
+    md = report.markdown(report.table(rows), ["m / t: eigen wins."], pd.DataFrame(VERDICTS))
+    assert md.startswith("## Verdict")
+    assert ("| m | t | **WIN** | eigen | +10.00 [+4.00, +16.00] vs magnitude, p 0.002 | "
+            "+8.00 [+1.00, +15.00] vs none, p 0.030 | 2 seeds × 5 folds | sign-flip test vs magnitude |"
+            ) in md
+    assert "| m | u | **UNDERPOWERED** | eigen | – | – | 1 seed | power |" in md
+    assert md.index("**UNDERPOWERED**") < md.index("- m / t: eigen wins.") < md.index("## All results")
+    assert "± 0.00" not in md
