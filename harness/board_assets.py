@@ -250,13 +250,12 @@ SCRIPT = """
   function applyFilters() {
     var shown = 0, want = {};
     filters.forEach(function (f) { want[f.getAttribute("data-filter")] = f.value; });
+    var keys = Object.keys(want).filter(function (k) { return k !== "q"; });
     var terms = (want.q || "").toLowerCase().split(/\\s+/).filter(function (t) { return t; });
     bodies.forEach(function (b) {
-      var ok = ["model", "task", "strategy", "role"].every(function (k) {
-        return !want[k] || b.getAttribute("data-" + k) === want[k];
-      });
+      var ok = keys.every(function (k) { return !want[k] || b.getAttribute("data-" + k) === want[k]; });
       if (ok && terms.length) {  // every word somewhere in the row (any column, shown or not)
-        var text = (b.rows[0].textContent + " " + ["model", "task", "strategy", "role"].map(function (k) {
+        var text = (b.rows[0].textContent + " " + keys.map(function (k) {
           return b.getAttribute("data-" + k); }).join(" ")).toLowerCase();
         ok = terms.every(function (t) { return text.indexOf(t) !== -1; });
       }

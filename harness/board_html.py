@@ -49,6 +49,18 @@ SIGNIFICANT = 0.05
 KNOWN: dict[str, tuple[str, str, str]] = {
     "model": ("model", "Model name, directory or hub id.", "text"),
     "task": ("task", "Task; the table reports its test split.", "text"),
+    "design": ("design", "How the rows were run: the task's own split or cross-fitted folds, an "
+               "evaluation limit, a dtype. Rows of different designs are never compared.", "text"),
+    "unit": ("unit", "What n_pruned counts: singular values, or weights for magnitude.", "text"),
+    "p_holm": ("Holm p", "The rule's p (the larger of the two comparisons'), Holm-adjusted over "
+               "every method on the model and task.", "p"),
+    "p_vs_eigen": ("p vs eigen", "Paired test against eigen over examples and seeds.", "p"),
+    "nll_delta_vs_best": ("Δ NLL vs best", "Change of the answers' NLL against the best equal-budget "
+                          "baseline (nats).", "nll_delta"),
+    "nll_delta_vs_tuned": ("Δ NLL vs tuned", "Change of the answers' NLL against the best tuned "
+                           "baseline (nats).", "nll_delta"),
+    "nll_delta_vs_eigen": ("Δ NLL vs eigen", "Change of the answers' NLL against eigen (nats).",
+                           "nll_delta"),
     "strategy": ("strategy name", "Pruning strategy; none is the unpruned model, majority the "
                  "training split's most common answer given to every example (no model).", "text"),
     "role": ("role", "method: a strategy under test; baseline: a comparison a method must beat; "
@@ -105,15 +117,17 @@ KNOWN: dict[str, tuple[str, str, str]] = {
 # a Δ is marked by its own test's p: the first of these the table has
 DELTA_P = {"delta_mean": ("p_value_median",), "delta_vs_best_mean": ("p_vs_best", "p_vs_best_median"),
            "delta_vs_tuned_mean": ("p_vs_tuned", "p_vs_tuned_median"),
-           "delta_vs_eigen_mean": ("p_vs_eigen_median",)}
+           "delta_vs_eigen_mean": ("p_vs_eigen", "p_vs_eigen_median")}
 # shown inside the compact columns, not offered on their own
 HIDDEN = {"value_std", "value_low", "value_high", "delta_vs_best_low", "delta_vs_best_high",
-          "delta_vs_tuned_low", "delta_vs_tuned_high", "verdict", "setting"}
+          "delta_vs_tuned_low", "delta_vs_tuned_high", "delta_vs_eigen_low", "delta_vs_eigen_high",
+          "verdict", "setting"}
 # columns dropped from the table when they hold one value for every row; the line above the
 # table names that value (and the value column's header names the metric and split)
-FOLDED = ("model", "metric", "split", "chosen_on")
-FILTERS = ("model", "task", "strategy", "role")
+FOLDED = ("model", "design", "metric", "split", "chosen_on")
+FILTERS = ("model", "task", "design", "strategy", "role")
 ROLES = ("method", "baseline", "control")
+DATA_KEYS = ("model", "task", "strategy", "design")  # a row's identity, for the filters
 STATUS_CLASS = {"WIN": "win", "NO WIN": "nowin", "UNDERPOWERED": "under", "NO METHOD": "none"}
 
 
@@ -190,6 +204,7 @@ class Info:
     win: bool  # the rule calls this row a win
     removed: str  # the real budget, in words
     chose: str  # what a searching strategy chose ("" when it does not search)
+    where: str = ""  # model · task (· design, where the board has several)
 
 
 @dataclass
@@ -225,12 +240,11 @@ def _identity(entry: pd.Series, info: Info) -> tuple[str, str, str]:
     name = str(entry.get("strategy", ""))
     star = ('<span class="star" title="a win by the rule" aria-label="win">★</span> '
             if info.win else "")
-    where = " · ".join(str(entry[k]) for k in ("model", "task") if k in entry and present(entry[k]))
     inner = ('<button type="button" class="toggle" aria-expanded="false" '
              'aria-label="details: the cells behind this row, the command, the fingerprint">▸</button>'
              f'<span class="id">{star}<a class="strat" href="#s-{_slug(name)}">{esc(name)}</a> '
              f'<span class="role role-{esc(info.role)}">{esc(info.role)}</span>'
-             f'{_sub(esc(where))}</span>')
+             f'{_sub(esc(info.where))}</span>')
     return name.lower(), inner, "identity"
 
 
@@ -345,10 +359,10 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", name.split("[", 1)[0].lower()).strip("-") or "strategy"
 
 
-def _roles(table: pd.DataFrame) -> dict[str, str]:
-    """method, baseline or control per strategy: a control is a baseline another row was tested
-    against across seeds (random-sv, a method's own random control)."""
-    controls = set()
+def _roles(table: pd.DataFrame, controls: set[str] | None) -> dict[str, str]:
+    """method, baseline or control per strategy: a control is a baseline with random draws (the
+    report says which; an older table names them in its random_controls column)."""
+    controls = set(controls or ())
     for text in table.get("random_controls", pd.Series(dtype=object)).dropna().astype(str):
         controls |= {c.strip() for c in text.split(",") if c.strip()}
     roles = {}
@@ -425,6 +439,7 @@ def _verdict_section(verdicts: pd.DataFrame | None, lines: list[str], rule: str,
     if {"model", "task", "metric"} <= set(table.columns):
         first = table.groupby(["model", "task"])["metric"].first()
         metric_of = {(str(m), str(t)): g for (m, t), g in first.items()}
+    several = "design" in verdicts and verdicts["design"].nunique() > 1 if verdicts is not None else False
     out = ['<section id="verdict" class="verdict" aria-labelledby="verdict-h">'
            '<h2 id="verdict-h">Verdict</h2>']
     if verdicts is not None and len(verdicts) and "status" in verdicts:
@@ -446,7 +461,8 @@ def _verdict_section(verdicts: pd.DataFrame | None, lines: list[str], rule: str,
             scale = _scale_for(metric_of.get((str(v.get("model")), str(v.get("task")))), percent)
             status = str(v.get("status", "")) if present(v.get("status")) else "–"
             method = str(v.get("method", "")) if present(v.get("method")) else ""
-            cells = [f'<b class="nw">{esc(v.get("model", "–"))}</b> · {esc(v.get("task", "–"))}',
+            design = _sub(esc(v.get("design"))) if several and present(v.get("design")) else ""
+            cells = [f'<b class="nw">{esc(v.get("model", "–"))}</b> · {esc(v.get("task", "–"))}{design}',
                      f'<span class="badge {STATUS_CLASS.get(status, "")}">'
                      f'{"★ " if status == "WIN" else ""}{esc(status)}</span>',
                      (f'<a class="strat" href="#s-{_slug(method)}">{esc(method)}</a>' if method else "–"),
@@ -502,10 +518,12 @@ def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str
     else the best fixed fraction, named), the best of each column in bold."""
     if not {"model", "task", "strategy", "value_mean"} <= set(table.columns) or table.empty:
         return "<p>No pivot: the table lacks model, task, strategy or value.</p>"
-    pairs = sorted({(str(m), str(t)) for m, t in zip(table["model"], table["task"], strict=True)})
-    picked: dict[tuple[str, str, str], tuple[pd.Series, Info]] = {}
-    for (_, entry), info in zip(table.iterrows(), infos, strict=True):
-        key = (str(entry["strategy"]), str(entry["model"]), str(entry["task"]))
+    designs = table["design"].astype(str) if "design" in table else pd.Series("", index=table.index)
+    several = designs.nunique() > 1
+    pairs = sorted(set(zip(table["model"].astype(str), table["task"].astype(str), designs, strict=True)))
+    picked: dict[tuple[str, str, str, str], tuple[pd.Series, Info]] = {}
+    for (_, entry), info, design in zip(table.iterrows(), infos, designs, strict=True):
+        key = (str(entry["strategy"]), str(entry["model"]), str(entry["task"]), design)
         have = picked.get(key)
         chosen = str(entry.get("chosen_on")) != "none"
         value = as_number(entry.get("value_mean"))
@@ -516,21 +534,23 @@ def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str
     order = {"method": 0, "control": 1, "baseline": 2}
     strategies = sorted({k[0] for k in picked}, key=lambda s: (order.get(roles.get(s, ""), 3), s))
     best = {}
-    for m, t in pairs:
-        found = [as_number(picked[(s, m, t)][0].get("value_mean")) for s in strategies if (s, m, t) in picked]
+    for pair in pairs:
+        found = [as_number(picked[(s, *pair)][0].get("value_mean")) for s in strategies
+                 if (s, *pair) in picked]
         values = [v for v in found if v is not None]
-        best[(m, t)] = max(values) if values else None
-    models = sorted({m for m, _ in pairs})
+        best[pair] = max(values) if values else None
+    models = sorted({m for m, _, _ in pairs})
     head = ['<tr><th scope="col" rowspan="2" class="identity">strategy</th>'
-            + "".join(f'<th scope="colgroup" colspan="{sum(1 for mm, _ in pairs if mm == m)}">{esc(m)}</th>'
+            + "".join(f'<th scope="colgroup" colspan="{sum(1 for p in pairs if p[0] == m)}">{esc(m)}</th>'
                       for m in models) + "</tr><tr>"
-            + "".join(f'<th scope="col" class="num">{esc(t)}</th>' for _, t in pairs) + "</tr>"]
+            + "".join(f'<th scope="col" class="num">{esc(t)}{_sub(esc(d)) if several else ""}</th>'
+                      for _, t, d in pairs) + "</tr>"]
     body = []
     for s in strategies:
         cells = [f'<th scope="row" class="identity"><a class="strat" href="#s-{_slug(s)}">{esc(s)}</a> '
                  f'<span class="role role-{esc(roles.get(s, ""))}">{esc(roles.get(s, ""))}</span></th>']
-        for m, t in pairs:
-            got = picked.get((s, m, t))
+        for pair in pairs:
+            got = picked.get((s, *pair))
             if got is None:
                 cells.append('<td class="num empty">·</td>')
                 continue
@@ -539,7 +559,7 @@ def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str
             text = "–" if value is None else (f"{info.scale * value:.2f}" if info.scale != 1 else sig4(value))
             fixed = str(entry.get("chosen_on")) == "none" and present(entry.get("fraction"))
             at = f" @{entry.get('fraction')}" if fixed else ""
-            css = ("num" + (" top" if value is not None and value == best[(m, t)] else "")
+            css = ("num" + (" top" if value is not None and value == best[pair] else "")
                    + (" win" if info.win else ""))
             star = "★ " if info.win else ""
             cells.append(f'<td class="{css}">{star}{esc(text)}'
@@ -605,11 +625,11 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
            sources: Iterable[str] = (), title: str = "eigenharness leaderboard",
            path: str = "PATH", chosen: pd.DataFrame | None = None,
            verdicts: pd.DataFrame | None = None, lines: Iterable[str] = (), rule: str = "",
-           descriptions: dict[str, str] | None = None) -> str:
+           descriptions: dict[str, str] | None = None, controls: set[str] | None = None) -> str:
     """The whole page as a string. `table` is `report.table(rows)`, `rows` the raw results,
     `chosen` the test rows the report averaged (`report.choose`), `verdicts` its verdict table
     and `lines` the verdicts in words, `rule` the rule in plain words, `descriptions` each
-    strategy's description by recipe name."""
+    strategy's description by recipe name, `controls` the baselines with random draws."""
     table = table.reset_index(drop=True)
     percent = _percent_metrics(rows)
     single_metric = "metric" in table and table["metric"].nunique() == 1
@@ -618,15 +638,18 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
         metric = str(table["metric"].iloc[0])
         value_label = f"test {metric}{' (%)' if metric in percent else ''}"
     cols = columns_of(table, value_label)
-    roles = _roles(table)
+    roles = _roles(table, controls)
     used, chose = _used_keys(chosen)
     width = sum(c.default for c in cols)
+    several = "design" in table and table["design"].nunique() > 1
+    where_keys = ("model", "task", "design") if several else ("model", "task")
     infos = []
     for _, entry in table.iterrows():
         removed, searched = removed_text(_in_mean(entry, rows, chosen))
         infos.append(Info(scale=_scale_for(entry.get("metric"), percent),
                           role=roles.get(str(entry.get("strategy", "")), "method"),
-                          win=str(entry.get("verdict", "")) == "WIN", removed=removed, chose=searched))
+                          win=str(entry.get("verdict", "")) == "WIN", removed=removed, chose=searched,
+                          where=" · ".join(str(entry[k]) for k in where_keys if present(entry.get(k)))))
 
     head = ["<tr>"]
     for c in cols:
@@ -639,7 +662,7 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
 
     bodies = []
     for (i, entry), info in zip(table.iterrows(), infos, strict=True):
-        attrs = " ".join(f'data-{k}="{esc(entry.get(k, ""))}"' for k in IDENTITY)
+        attrs = " ".join(f'data-{k}="{esc(entry.get(k, ""))}"' for k in DATA_KEYS)
         tr = [f'<tbody class="entry{" win" if info.win else ""}" data-i="{i}" {attrs} '
               f'data-role="{esc(info.role)}"><tr class="main">']
         for c in cols:
@@ -656,7 +679,7 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
     for key in FILTERS:
         values = sorted(set(roles.values()) & set(ROLES), key=ROLES.index) if key == "role" else (
             sorted(set(table[key].astype(str))) if key in table else [])
-        if not values:
+        if not values or (key in ("design", "role") and len(values) < 2):
             continue
         options = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
         filters.append(f'<label>{key} <select data-filter="{key}"><option value="">all</option>'

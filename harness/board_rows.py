@@ -8,8 +8,9 @@ import shlex
 import pandas as pd
 
 from harness.board_format import as_number, esc, exact, fmt_nll_delta, fmt_p, present, sig4, thousands
+from harness.recipes import recipe_name, variant_settings
 
-IDENTITY = ("model", "task", "strategy")
+IDENTITY = ("model", "task", "design", "strategy")  # rows of another design are other runs
 # raw-row columns shown per cell in a row's details, in this order, where present
 CELL_COLUMNS = ["split", "fraction", "seed", "value", "stderr", "n", "delta", "p_value", "n_pruned",
                 "nll", "nll_delta"]
@@ -46,15 +47,14 @@ def command(group: pd.DataFrame) -> str:
     settings = [c for c, _ in EXTRA_OPTIONS if c in group]
     if settings:
         keyed = group[settings].astype(str)  # unset settings ("nan") group together
-        parts = [part for _, part in group.groupby([keyed[c] for c in settings], sort=False)]
+        parts = [part for _, part in group.groupby([keyed[c] for c in settings], sort=False,
+                                                     dropna=False)]
         if len(parts) > 1:
             return " && ".join(_command(part) for part in parts)
     return _command(group)
 
 
 def _command(group: pd.DataFrame) -> str:
-    from harness.strategy import recipe_name, variant_settings  # imports torch: only when a row is written
-
     first = group.iloc[0]
     parts = ["harness", "bench"]
     for key in ("model", "task"):

@@ -228,7 +228,7 @@ def test_bench_names_the_unit_of_what_it_removed(tmp_path):
     table = format_rows(csv, keys)
     assert "20 sv" in table and "20 weights" in table and "n_pruned" not in table
     lines = verdict_lines(csv, keys)
-    assert len(lines) == 1 and lines[0].startswith("m / t: ")
+    assert len(lines) == 1 and lines[0].startswith("m / t [")
 
 
 # --- in a real browser ---------------------------------------------------------------------------
@@ -456,7 +456,7 @@ def test_bench_ends_with_the_verdict_for_what_it_ran(tiny_dir, tmp_path):
         catch_exceptions=False)
     assert result.exit_code == 0, result.output
     tail = result.output.rstrip().splitlines()
-    assert tail[-2].startswith("Verdict for this grid") and tail[-1].startswith(f"- {tiny_dir} / int_mult: ")
+    assert tail[-2].startswith("Verdict for this grid") and tail[-1].startswith(f"- {tiny_dir} / int_mult [")
     assert " sv " in result.output and " weights " in result.output  # removed, with its unit
 
 
