@@ -55,7 +55,7 @@ table.verdicts { border-collapse: collapse; width: 100%; font-size: 13px; margin
 table.verdicts th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px;
   border-bottom: 2px solid var(--line); padding: 3px 8px; }
 table.verdicts td { padding: 3px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-table.verdicts td:nth-child(3) { max-width: 220px; }
+table.verdicts td:nth-child(3) { min-width: 150px; max-width: 220px; overflow-wrap: normal; }
 table.verdicts td:nth-child(4), table.verdicts td:nth-child(5) { min-width: 190px; }
 table.verdicts tr.win td { background: var(--win); }
 ul.lines li { margin-bottom: 4px; }
@@ -181,6 +181,8 @@ footer { color: var(--muted); font-size: 12.5px; margin: 24px auto 30px; }
   table.verdicts td { border: 0; padding: 1px 10px; width: auto; min-width: 0 !important;
     max-width: none !important; }
   table.verdicts td:first-child, table.verdicts td:last-child { grid-column: 1 / -1; }
+  table.verdicts tr.win { background: var(--win); }
+  table.verdicts tr.win td { background: none; }
   table.verdicts td::before, #board td::before { content: attr(data-label); display: block; font-size: 11px;
     color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
   table.verdicts td:first-child::before, #board td.identity::before { content: none; }

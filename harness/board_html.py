@@ -242,7 +242,7 @@ def _identity(entry: pd.Series, info: Info) -> tuple[str, str, str]:
             if info.win else "")
     inner = ('<button type="button" class="toggle" aria-expanded="false" '
              'aria-label="details: the cells behind this row, the command, the fingerprint">▸</button>'
-             f'<span class="id">{star}<a class="strat" href="#s-{_slug(name)}">{esc(name)}</a> '
+             f'<span class="id">{star}{_link(name)} '
              f'<span class="role role-{esc(info.role)}">{esc(info.role)}</span>'
              f'{_sub(esc(info.where))}</span>')
     return name.lower(), inner, "identity"
@@ -352,6 +352,14 @@ def columns_of(table: pd.DataFrame, value_label: str) -> list[Col]:
         label, meaning, _ = KNOWN.get(c, (c, f"Column {c} of the leaderboard table.", ""))
         cols.append(Col(c, label, meaning, kind != "text", False, _generic(c, kind)))
     return cols
+
+
+def _link(name: str) -> str:
+    """A strategy's name linking to its description, breakable after "[" and ";" only (a
+    variant's settings wrap as settings, not mid-word)."""
+    parts = re.split(r"([\[;])", name)
+    shown = "".join(esc(part) + ("<wbr>" if part in ("[", ";") else "") for part in parts)
+    return f'<a class="strat" href="#s-{_slug(name)}">{shown}</a>'
 
 
 def _slug(name: str) -> str:
@@ -465,7 +473,7 @@ def _verdict_section(verdicts: pd.DataFrame | None, lines: list[str], rule: str,
             cells = [f'<b class="nw">{esc(v.get("model", "–"))}</b> · {esc(v.get("task", "–"))}{design}',
                      f'<span class="badge {STATUS_CLASS.get(status, "")}">'
                      f'{"★ " if status == "WIN" else ""}{esc(status)}</span>',
-                     (f'<a class="strat" href="#s-{_slug(method)}">{esc(method)}</a>' if method else "–"),
+                     (_link(method) if method else "–"),
                      _comparison(v, "equal", scale), _comparison(v, "tuned", scale),
                      _evidence(v, scale),
                      esc(v.get("decided_by")) if present(v.get("decided_by")) else "–"]
@@ -547,7 +555,7 @@ def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str
                       for _, t, d in pairs) + "</tr>"]
     body = []
     for s in strategies:
-        cells = [f'<th scope="row" class="identity"><a class="strat" href="#s-{_slug(s)}">{esc(s)}</a> '
+        cells = [f'<th scope="row" class="identity">{_link(s)} '
                  f'<span class="role role-{esc(roles.get(s, ""))}">{esc(roles.get(s, ""))}</span></th>']
         for pair in pairs:
             got = picked.get((s, *pair))
