@@ -101,7 +101,7 @@ table#board caption { text-align: left; caption-side: top; font-size: 12.5px; co
 #board td.identity { white-space: normal; min-width: 190px; max-width: 300px; overflow-wrap: anywhere;
   box-shadow: 1px 0 0 var(--line); }
 #board td[data-col=budget] { max-width: 230px; min-width: 130px; }
-#board th[data-col=budget] { text-align: left; }
+#board > thead th[data-col=budget] { text-align: left; }
 #board td[data-col=vs_best], #board td[data-col=vs_tuned] { min-width: 150px; max-width: 220px; }
 .toggle { border: 0; background: none; cursor: pointer; font-size: 13px; color: var(--accent);
   padding: 0 6px 0 0; float: left; }

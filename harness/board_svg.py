@@ -26,6 +26,7 @@ BASELINE_COLOURS = ("#1864ab", "#087f5b", "#495057", "#4c6ef5")  # cool: baselin
 REFERENCE_DASH = {"none": ("#495057", "6 3")}  # the unpruned model; any other reference: dotted
 OTHER_REFERENCE = ("#adb5bd", "1.5 3")
 NAME_WIDTH = 150  # a dot plot's strategy names
+REFERENCE_ROOM = 46  # a line plot's margin for the reference levels' names
 WIDTH, HEIGHT = 440, 250
 LEFT, RIGHT, TOP, BOTTOM = 46, 12, 24, 34
 
@@ -159,6 +160,7 @@ def panel(test: pd.DataFrame, roles: dict[str, str], title: str, scale: float, u
                      f'text-anchor="middle">{_esc(unit)}{_esc(at)}</text>')
         x_axis = (x0, WIDTH - RIGHT)
     else:
+        plot_w -= REFERENCE_ROOM  # the reference levels are named right of the plot
         span = fractions[-1] - fractions[0]
         f_low, f_high = fractions[0] - 0.07 * span, fractions[-1] + 0.07 * span
         dodge = 2.5  # px between strategies at one fraction, so their intervals do not hide each other
@@ -182,7 +184,7 @@ def panel(test: pd.DataFrame, roles: dict[str, str], title: str, scale: float, u
             y = y_of(level)
             parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" '
                          f"{_reference_line(r, colour, dash, level)}"
-                         f'<text x="{LEFT + plot_w - 2}" y="{y - 3:.1f}" class="reflabel" text-anchor="end">'
+                         f'<text x="{LEFT + plot_w + 3}" y="{y + 3:.1f}" class="reflabel">'
                          f"{_esc(r)}</text>")
         for i, s in enumerate(order):
             g = shown[shown["strategy"] == s].sort_values("fraction")
