@@ -83,7 +83,7 @@ def _fmt(v: float) -> str:
     return f"{v:g}" if abs(v) >= 0.01 or v == 0 else f"{v:.2g}"
 
 
-def _reference_style(name: str) -> tuple[str, str]:
+def reference_style(name: str) -> tuple[str, str]:
     return REFERENCE_DASH.get(name, OTHER_REFERENCE)
 
 
@@ -136,7 +136,7 @@ def panel(test: pd.DataFrame, roles: dict[str, str], title: str, scale: float, u
                          f'<text x="{x:.1f}" y="{TOP + plot_h + 14}" class="tick" text-anchor="middle">'
                          f"{_fmt(t)}</text>")
         for k, (r, level) in enumerate(levels.items()):
-            colour, dash = _reference_style(r)
+            colour, dash = reference_style(r)
             x = x_of(level)
             parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + plot_h}" '
                          f"{_reference_line(r, colour, dash, level)}"
@@ -180,7 +180,7 @@ def panel(test: pd.DataFrame, roles: dict[str, str], title: str, scale: float, u
             parts.append(f'<text x="{x_of(f):.1f}" y="{TOP + plot_h + 14}" class="tick" '
                          f'text-anchor="middle">{_fmt(f)}</text>')
         for r, level in levels.items():
-            colour, dash = _reference_style(r)
+            colour, dash = reference_style(r)
             y = y_of(level)
             parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" '
                          f"{_reference_line(r, colour, dash, level)}"
@@ -210,7 +210,7 @@ def panel(test: pd.DataFrame, roles: dict[str, str], title: str, scale: float, u
         x_axis = (LEFT, LEFT + plot_w)
     parts.append(f'<line x1="{x_axis[0]:.1f}" y1="{TOP + plot_h}" x2="{x_axis[1]:.1f}" y2="{TOP + plot_h}" '
                  'class="frame"/></svg>')
-    legend = [f"<li>{_key(*_reference_style(r))}{_esc(r)} <small>reference</small></li>" for r in refs]
+    legend = [f"<li>{_key(*reference_style(r))}{_esc(r)} <small>reference</small></li>" for r in refs]
     single = {s for s in order if (shown["strategy"] == s).sum() == 1}
     legend += [f"<li>{_key(colours[s], '5 3', s in single)}{_esc(s)} <small>baseline</small></li>"
                for s in baselines]

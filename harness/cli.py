@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from harness import __version__
+from harness.board_format import fmt_p
 from harness.errors import HarnessError
 from harness.recipes import option_text
 
@@ -227,8 +228,6 @@ def format_rows(csv_path: Path, keys: set[str]) -> str:
     its unit: magnitude counts weights, the spectral strategies singular values, and one bare
     number column would set 663,540 beside 1,152 as if they were the same kind of thing."""
     import pandas as pd
-
-    from harness.board_format import fmt_p
 
     df = pd.read_csv(csv_path)
     df = df[df.config_hash.isin(keys)]

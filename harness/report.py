@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import analysis, board_html, leaderboard
+from harness import analysis, board_html, board_svg, leaderboard
 from harness.analysis import ALPHA, RULE_TEXT  # noqa: F401 (the board's rule, re-exported)
 from harness.board_format import fmt_p, seeds_text
 from harness.errors import HarnessError, warn
@@ -245,12 +245,10 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
     unpruned model and the majority answer as reference levels). A strategy run at one fraction
     is a point with its interval, and a panel where all ran one fraction is a dot plot: a line
     across 0.19-0.21 would draw an axis out of nothing."""
-    from harness import board_svg
-
     plt = _pyplot()
     test = df[df.split == "test"]
     pairs = sorted({(str(m), str(t)) for m, t in zip(test.model, test.task, strict=True)})
-    roles = {s: "baseline" for s in baseline_names(set(df.strategy))}
+    roles = {s: "baseline" for s in baseline_names(set(df.strategy), df)}
     cols = min(3, max(1, len(pairs)))
     rows_n = -(-len(pairs) // cols) if pairs else 1
     fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 4.4 * rows_n), squeeze=False)
@@ -269,7 +267,7 @@ def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
         scale = 100 if percent else 1
         single = shown.fraction.nunique() <= 1
         for r in refs:
-            colour, dash = board_svg._reference_style(r)
+            colour, dash = board_svg.reference_style(r)
             level = scale * stats[stats.strategy == r]["mean"].mean()
             line = ax.axvline if single else ax.axhline
             line(level, color=colour, lw=1.2, ls=(0, tuple(float(x) for x in dash.split())), label=r)
