@@ -229,10 +229,13 @@ def panels(rows: pd.DataFrame, roles: dict[str, str], percent: set[str]) -> list
     if rows.empty or not {"model", "task", "strategy", "fraction", "value", "split"} <= set(rows.columns):
         return []
     test = rows[rows["split"].astype(str) == "test"]
+    design = test["design"].astype(str) if "design" in test else pd.Series("", index=test.index)
+    several = design.nunique() > 1  # rows of another design are other runs: a panel of their own
     out = []
-    for (model, task), g in test.groupby([test["model"].astype(str), test["task"].astype(str)], sort=True):
+    for (model, task, kind), g in test.groupby([test["model"].astype(str), test["task"].astype(str), design],
+                                               sort=True):
         metric = str(g["metric"].iloc[0]) if "metric" in g else "value"
         scale = 100.0 if metric in percent else 1.0
         unit = f"test {metric}" + (" (%)" if scale != 1 else "")
-        out.append(panel(g, roles, f"{model} · {task}", scale, unit))
+        out.append(panel(g, roles, f"{model} · {task}" + (f" · {kind}" if several else ""), scale, unit))
     return out

@@ -470,3 +470,25 @@ def test_markdown_opens_with_the_verdict_table(results):
     assert "| m | u | **UNDERPOWERED** | eigen | – | – | 1 seed | power |" in md
     assert md.index("**UNDERPOWERED**") < md.index("- m / t: eigen wins.") < md.index("## All results")
     assert "± 0.00" not in md
+
+
+def test_plot_panels_keep_designs_and_lines_apart(results):
+    """One panel per (model, task, design); at most MAX_LINES strategies drawn in each, a
+    one-fraction panel drawn as points with intervals (no line), methods and baselines in
+    their own colour families."""
+    from harness import board_svg
+
+    rows = report.load([results])
+    panels = board_svg.panels(rows, {"eigen": "method"}, {"acc"})
+    assert len(panels) == 2 and "m · t</figcaption>" in panels[0]
+    assert "<polyline" in panels[0] and "<polyline" not in panels[1]  # u: one fraction, a dot plot
+    method = re.search(r'stroke="([^"]+)"[^>]*/>[^<]*<circle[^>]*><title>eigen ', panels[0])
+    assert method and method.group(1) in board_svg.METHOD_COLOURS  # a method: a warm colour
+    assert board_svg.BASELINE_COLOURS[0] in panels[0]  # the other (a baseline): a cool one
+    two = pd.concat([rows, rows.assign(design="5 folds", config_hash=rows.config_hash + "f")])
+    titles = re.findall(r"<figcaption>([^<]+)</figcaption>", "".join(board_svg.panels(two, {}, {"acc"})))
+    assert titles == ["m · t · 5 folds", "m · t · task split", "m · u · 5 folds", "m · u · task split"]
+    many = pd.concat([rows.assign(strategy=f"s{i}") for i in range(12)] + [rows])
+    drawn = board_svg.panels(many, {f"s{i}": "method" for i in range(12)}, {"acc"})[0]
+    legend = drawn.split('<ul class="keys">')[1]
+    assert legend.count("<li>") <= board_svg.MAX_LINES and "Not drawn (see the table)" in drawn
