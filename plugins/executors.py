@@ -10,7 +10,8 @@ actor *generator* method, so each finished cell streams back before the unit end
 owns retries (Ray's own would rerun whole units and send rows twice): when a worker dies, a
 fresh actor replaces it and only the cells that did not come back are resubmitted. A worker
 that dies while it starts (in its constructor, loading the model) is replaced the same way.
-Reaching the cluster, and keeping Ray's own lines off stdout: plugins/ray_cluster.py.
+Reaching the cluster, and keeping Ray's own lines off stdout: plugins/_ray_cluster.py (a
+helper, not a plugin: modules whose name starts with _ are not registered).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class RayExecutor:
 
     def _address(self) -> str | None:
         """The address to join, checked now (before the sweep's bar): None starts a local Ray."""
-        from eigenharness_plugins import ray_cluster
+        from eigenharness_plugins import _ray_cluster as ray_cluster
 
         address = self.options.address or os.environ.get("RAY_ADDRESS")
         if address:
@@ -167,7 +168,7 @@ class RayExecutor:
         return None
 
     def _init(self) -> None:
-        from eigenharness_plugins import ray_cluster
+        from eigenharness_plugins import _ray_cluster as ray_cluster
 
         ray = self.ray
         ray_cluster.route_messages()

@@ -145,7 +145,7 @@ def test_when_no_worker_can_start_the_sweep_stops_in_one_line_with_exit_1(tmp_pa
 def test_rays_worker_death_report_never_reaches_stdout(capsys, cluster):
     """The raylet's report of a death goes through Ray's print_to_stdstream; once the executor
     has started, deaths are dropped there (it reports them itself) and other lines go to stderr."""
-    from eigenharness_plugins import ray_cluster
+    from eigenharness_plugins import _ray_cluster as ray_cluster
     from ray._private import worker as ray_worker
 
     ray_cluster.route_messages()
