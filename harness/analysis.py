@@ -66,7 +66,11 @@ class Comparison:
     seeds: int
     n: int
     nll_delta: float = float("nan")
-    seeds_enough: bool = True
+    seeds_short: str = ""  # which seeded side has fewer than MIN_SEEDS seeds ("" when none)
+
+    @property
+    def seeds_enough(self) -> bool:
+        return not self.seeds_short
 
     @property
     def test(self) -> str:
@@ -75,7 +79,7 @@ class Comparison:
 
 
 def compare(reference: str, diff: np.ndarray, seeded: bool, nll_diff: np.ndarray | None = None,
-            resamples: int = stats.RESAMPLES, seeds_enough: bool = True) -> Comparison:
+            resamples: int = stats.RESAMPLES, seeds_short: str = "") -> Comparison:
     """The effect of a (seeds, examples) matrix of paired differences, its interval and p."""
     diff = np.atleast_2d(diff)
     low, high, se, p_boot = stats.two_way_bootstrap(diff, seeded, resamples=resamples)
@@ -84,7 +88,7 @@ def compare(reference: str, diff: np.ndarray, seeded: bool, nll_diff: np.ndarray
     var_seed = float(diff.mean(1).var(ddof=1) / s) if seeded and s > 1 else 0.0
     nll = float(np.nanmean(nll_diff)) if nll_diff is not None and np.isfinite(nll_diff).any() else math.nan
     return Comparison(reference, float(diff.mean()), low, high, max(p_sign, p_boot), p_sign, p_boot,
-                      se, min(var_seed, se**2), s, diff.shape[1], nll, seeds_enough)
+                      se, min(var_seed, se**2), s, diff.shape[1], nll, seeds_short)
 
 
 @dataclass
@@ -133,7 +137,7 @@ def needed_for(c: Comparison, effect: float, tests: int) -> str:
     bootstrap variance splits into a between-seed part (shrinks with seeds) and the rest
     (shrinks with examples; --folds tests every labelled document)."""
     if not c.seeds_enough:
-        return f"at least {MIN_SEEDS} seeds (now {c.seeds}), to know the seed variance"
+        return f"at least {MIN_SEEDS} seeds ({c.seeds_short}), to know the seed variance"
     if effect <= 0:
         return ""
     target = (effect / stats.detectable_effect(1.0, ALPHA, POWER, tests)) ** 2  # se**2 needed
@@ -173,9 +177,11 @@ def judge(candidates: list[Candidate]) -> Verdict:
     effect = min(c.delta for c in best.comparisons) if len(best.comparisons) == 2 else -math.inf
     if effect <= 0:
         return Verdict("NO WIN", best, [], mde, "", decided_by, tests)
-    if not decisive.seeds_enough:
-        return Verdict("UNDERPOWERED", best, [], mde, needed_for(decisive, effect, tests),
-                       f"too few seeds vs {decisive.reference} {where}", tests)
+    short = [c for c in best.comparisons if not c.seeds_enough]
+    if short:  # whichever comparison lacks them: its seed variance is unknown
+        where = "at equal budget" if short[0] is best.equal else "as tuned"
+        return Verdict("UNDERPOWERED", best, [], mde, needed_for(short[0], effect, tests),
+                       f"too few seeds vs {short[0].reference} {where}", tests)
     if effect < mde:
         return Verdict("UNDERPOWERED", best, [], mde, needed_for(decisive, effect, tests), decided_by, tests)
     return Verdict("NO WIN", best, [], mde, "", decided_by, tests)
@@ -306,10 +312,14 @@ class _Unit:
     def seeded(self, name: str) -> bool:
         return self.flags.get(name, (False, True))[1]
 
-    def enough(self, reference: str) -> bool:
-        """Each seeded side has MIN_SEEDS seeds or more: its seed variance can be estimated."""
-        return all(not self.seeded(x) or self.seeds_of.get(x, 1) >= MIN_SEEDS
-                   for x in (self.strategy, reference))
+    def short(self, reference: str) -> str:
+        """'' when each seeded side has MIN_SEEDS seeds or more (its seed variance can be
+        estimated), else which side has how many."""
+        for x in (self.strategy, reference):
+            n = self.seeds_of.get(x, 1)
+            if self.seeded(x) and n < MIN_SEEDS:
+                return f"{x} has {n} seed{'s' * (n != 1)}"
+        return ""
 
 
 def _best(unit: _Unit, partners: dict[str, Partner], fractions: dict | None = None):
@@ -326,7 +336,7 @@ def _best(unit: _Unit, partners: dict[str, Partner], fractions: dict | None = No
     name = max(found, key=lambda b: found[b][1].mean())
     m, b, m_nll, b_nll = found[name]
     seeded = unit.seeded(unit.strategy) or unit.seeded(name)
-    return float(b.mean()), compare(name, m - b, seeded, m_nll - b_nll, unit.resamples, unit.enough(name))
+    return float(b.mean()), compare(name, m - b, seeded, m_nll - b_nll, unit.resamples, unit.short(name))
 
 
 def board(df, chosen, flags: dict[str, tuple[bool, bool]], resamples: int = stats.RESAMPLES):

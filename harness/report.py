@@ -124,7 +124,8 @@ def strategy_flags(rows: pd.DataFrame) -> dict[str, tuple[bool, bool]]:
         # a variant can be seeded where its recipe is not: bench marks it so when the seed can
         # move its scores (another scorer, objective or compensation draws a calibration sample)
         moved = {"scorer", "objective", "compensate"} & set(variant_settings(name))
-        seeded = recipe is None or recipe.value.seeded or bool(moved)
+        # (a strategy with no budget, the unpruned model, runs once whatever --seed says)
+        seeded = recipe is None or (recipe.value.seeded and recipe.value.uses_fraction) or bool(moved)
         flags[name] = (name in baselines, bool(seeded))
     return flags
 

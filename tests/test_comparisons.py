@@ -122,7 +122,7 @@ def test_a_seeded_method_with_too_few_seeds_is_underpowered_and_says_what_it_nee
     rows += cell(csv, "magnitude", 0.2, 0, 50, 50, "mag")
     rows += cell(csv, "eigen", 0.2, 0, 90, 150, "e0")  # one seed, far above: still not a win
     verdict = report.verdict_table(board(tmp_path, rows)).iloc[0]
-    assert verdict.status == "UNDERPOWERED" and "at least 3 seeds (now 1)" in verdict.needed
+    assert verdict.status == "UNDERPOWERED" and "at least 3 seeds (eigen has 1 seed)" in verdict.needed
 
 
 def test_a_small_positive_effect_below_the_detectable_one_is_underpowered(tmp_path):
@@ -247,3 +247,31 @@ def test_two_way_bootstrap_sees_seed_noise_that_examples_alone_do_not():
     _, _, se_both, _ = stats.two_way_bootstrap(seeds, seeded=True)
     _, _, se_examples, _ = stats.two_way_bootstrap(seeds, seeded=False)
     assert se_both > 2 * se_examples
+
+
+def test_the_unpruned_model_has_no_seed_noise_to_ask_seeds_for(tmp_path):
+    """`none` runs once whatever --seed says: a method with enough seeds that beats it and the
+    equal-budget baseline wins, not 'too few seeds' for the unpruned model's one row."""
+    csv = tmp_path / "results.csv"
+    rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
+    rows += cell(csv, "magnitude", 0.2, 0, 50, 40, "mag")  # below the unpruned model on test
+    for seed in range(3):
+        rows += cell(csv, "eigen", 0.2, seed, 90, 150 + seed, f"e{seed}")
+    t = board(tmp_path, rows)
+    verdict = report.verdict_table(t).iloc[0]
+    assert verdict.tuned_baseline == "none" and verdict.status == "WIN", verdict.line
+
+
+def test_too_few_seeds_on_either_comparison_is_named(tmp_path):
+    """The as-tuned reference is a seeded baseline run once: the verdict names that comparison."""
+    csv = tmp_path / "results.csv"
+    rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
+    rows += cell(csv, "magnitude", 0.2, 0, 50, 60, "mag")
+    rows += cell(csv, "random-sv", 0.1, 0, 99, 70, "r01")  # tuned on validation: one seed
+    rows += cell(csv, "random-sv", 0.2, 0, 10, 10, "r02")
+    for seed in range(3):
+        rows += cell(csv, "eigen", 0.2, seed, 90, 150 + seed, f"e{seed}")
+        rows += cell(csv, "eigen", 0.1, seed, 10, 10, f"e1{seed}")
+    verdict = report.verdict_table(board(tmp_path, rows)).iloc[0]
+    assert verdict.status == "UNDERPOWERED" and "too few seeds vs random-sv" in verdict.decided_by
+    assert "at least 3 seeds (random-sv has 1 seed)" in verdict.needed
