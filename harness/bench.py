@@ -62,6 +62,8 @@ class BenchConfig:
     layers: str | None = None
     scorer: str | None = None
     objective: str | None = None  # overrides what each spectral strategy's scores estimate
+    decomposition: str | None = None  # overrides each spectral strategy's basis (plain, whitened...)
+    also_eval: list[str] = field(default_factory=list)  # tasks each pruned cell is measured on too
     pruner: str | None = None
     compensate: bool | None = None
     threshold: float | None = None
@@ -94,6 +96,7 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
     for name, s in zip(cfg.strategies, named, strict=True):
         overrides = {k: v for k, v in (("matrices", cfg.matrices), ("scorer", cfg.scorer),
                                        ("objective", cfg.objective), ("pruner", cfg.pruner),
+                                       ("decomposition", cfg.decomposition),
                                        ("compensate", cfg.compensate))
                      if v is not None and s.uses_fraction}
         if not s.spectral:  # they mean nothing to a custom one
@@ -103,7 +106,8 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
         knobs = {k: v for k, v in sorted(values.items()) if s.options[k] != v}  # sorted: one label
         # (and one config hash) whatever order the --option flags came in
         if changed or knobs:
-            seeded = s.seeded or "scorer" in changed or "objective" in changed or changed.get("compensate")
+            seeded = (s.seeded or "scorer" in changed or "objective" in changed or changed.get("compensate")
+                      or "decomposition" in changed)
             # (a calibration sample or a scorer the seed may move)
             s = dataclasses.replace(s, name=variant_name(name, {**changed, **knobs}), seeded=bool(seeded),
                                     options={**s.options, **knobs}, **changed)
@@ -111,6 +115,7 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
             reg.get("scorers", s.scorer)
         if s.uses_fraction and s.spectral:
             reg.get("objectives", s.objective)
+            reg.get("decompositions", s.decomposition)
         if s.spectral:
             reg.get("pruners", s.pruner)
         for spec in (s.matrices or "").split(","):
@@ -178,11 +183,17 @@ def cells(cfg: BenchConfig, strategies: list[Strategy]):
 
 
 def cell_config(cfg: BenchConfig, task: str, s: Strategy, seed: int, fraction: float) -> dict:
-    return {"model": cfg.model, "task": task, "strategy": s.name, "matrices": s.matrices,
-            "layers": cfg.layers, "scorer": s.scorer, "pruner": s.pruner,
-            "compensate": s.compensate, "threshold": cfg.threshold, "fraction": fraction,
-            "seed": seed, "limit": cfg.limit, "calibration_size": cfg.calibration_size,
-            "calibration_batch_size": cfg.calibration_batch_size, "dtype": cfg.dtype}
+    config = {"model": cfg.model, "task": task, "strategy": s.name, "matrices": s.matrices,
+              "layers": cfg.layers, "scorer": s.scorer, "pruner": s.pruner,
+              "compensate": s.compensate, "threshold": cfg.threshold, "fraction": fraction,
+              "seed": seed, "limit": cfg.limit, "calibration_size": cfg.calibration_size,
+              "calibration_batch_size": cfg.calibration_batch_size, "dtype": cfg.dtype}
+    # keys added only away from their defaults, so every earlier row keeps its config hash
+    if s.decomposition != "plain":
+        config["decomposition"] = s.decomposition
+    if cfg.also_eval and s.uses_fraction:
+        config["also_eval"] = sorted(cfg.also_eval)
+    return config
 
 
 def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[str]:
@@ -226,6 +237,9 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         svd_seconds=round(edit.svd_seconds, 3),
         objective=s.objective if pruning and s.spectral else "",
         calibration_batch_size=config["calibration_batch_size"],
+        decomposition=s.decomposition if pruning and s.spectral else "",
+        general_nll=edit.general_nll, general_nll_delta=edit.general_nll - edit.general_nll_base,
+        transfer=json.dumps(edit.transfer, sort_keys=True) if edit.transfer else "",
     )
 
 
@@ -270,8 +284,9 @@ class _Driver:
             self.baselines[event.task] = event.results
             for s, seed, fraction, key in self.baseline_cells.pop(event.task, []):
                 config = cell_config(self.cfg, event.task, s, seed, fraction)
+                unpruned = Edit(n_total=0, general_nll=event.general_nll, general_nll_base=event.general_nll)
                 done = CellDone(Cell(event.task, s.name, seed, fraction, key), config, event.results,
-                                Edit(n_total=0), 0, 0.0, event.stamp or self.stamp)
+                                unpruned, 0, 0.0, event.stamp or self.stamp)
                 self.write(done)
                 self.progress.update(1)
             for waiting in self.waiting.pop(event.task, []):

@@ -62,6 +62,12 @@ class Row:
     svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
     objective: str = ""  # what a spectral strategy's scores estimate (ce, margin, ...)
     calibration_batch_size: int = 16  # in the cell's config hash, so a row's command must give it
+    decomposition: str = ""  # the basis of a spectral strategy's singular values (plain, whitened...)
+    # mean NLL per token of a fixed general-text probe (harness/general.py) with the row's
+    # weights, and its change from the unpruned model's: what pruning for the task costs elsewhere
+    general_nll: float = float("nan")
+    general_nll_delta: float = float("nan")
+    transfer: str = ""  # --also-eval: JSON {task: {metric, value, baseline, delta, p_value, n, nll}}
 
 
 COLUMNS = [f.name for f in fields(Row)]

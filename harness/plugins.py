@@ -39,8 +39,10 @@ BUILTIN_MODULES = (
     "budget",
     "objectives",
     "objective_strategies",
+    "decompositions",
 )
-KINDS = ("architectures", "selectors", "scorers", "objectives", "pruners", "strategies", "executors")
+KINDS = ("architectures", "selectors", "decompositions", "scorers", "objectives", "pruners",
+         "strategies", "executors")
 
 
 @dataclass

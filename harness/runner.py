@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import torch
 
-from harness import baseline_cache, calibration, evaluate, models, selection, spectral
+from harness import baseline_cache, calibration, evaluate, general, models, selection, spectral
 from harness import tasks as task_lib
 from harness.bench import (
     BenchConfig,
@@ -69,7 +69,8 @@ class CellRunner:
     def __init__(self, cfg: BenchConfig) -> None:
         self.cfg = cfg
         self.strategies = {s.name: s for s in resolve_strategies(cfg)}
-        self.manager, self.tasks = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
+        self.manager, self.tasks = task_lib.load(list(dict.fromkeys([*cfg.tasks, *cfg.also_eval])),
+                                                 cfg.tasks_dir, cfg.data_dir)
         self.needs_matrices = any(s.uses_fraction for s in self.strategies.values())
         self.loads = 0
         self._load()
@@ -90,7 +91,16 @@ class CellRunner:
         self.spectrum = spectral.SpectrumCache()
         self.caches: dict[tuple, dict] = {}
         self.all_matrices = selection.candidates(self.model) if self.needs_matrices else []
+        self.probe = general.probe_batch(self.tokenizer)
+        self._general_base: float | None = None
         self.loads += 1
+
+    def general_base(self) -> float:
+        """The unpruned model's loss on the general-text probe (measured once per load, while
+        no edit is applied: every cell restores before the next one starts)."""
+        if self._general_base is None:
+            self._general_base = general.nll(self.model, self.probe)
+        return self._general_base
 
     def _recover(self) -> None:
         """After a failed cell: the weights must be the loaded ones, else reload the model
@@ -105,7 +115,7 @@ class CellRunner:
             try:
                 splits = eval_splits(self.tasks[job.task], self.cfg.select_on)
                 event = BaselineDone(job.task, {sp: self.baseline(job.task, sp) for sp in splits},
-                                     self.stamp)
+                                     self.stamp, general_nll=self.general_base())
             except Exception as exc:
                 event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
             yield event
@@ -160,6 +170,7 @@ class CellRunner:
             self._recover()
         else:
             best.results["test"] = tested.results["test"]
+            best.edit.transfer = tested.edit.transfer
             best.seconds += tested.seconds
         yield from done
 
@@ -185,11 +196,14 @@ class CellRunner:
         # so its matrices are copied first (only then: the copy costs memory).
         guard = snapshot(m.module for m in matrices) if s.apply is not None else (lambda: None)
         svd_before = self.spectrum.seconds
+        base_general = self.general_base()  # before the edit: the unpruned model's
         try:
             edit = (s.apply or spectral_apply)(request)
             try:
                 results = {sp: evaluate.run(self.lm, task, sp, cfg.limit, self.manager)
                            for sp in splits or eval_splits(task, cfg.select_on)}
+                general_nll = general.nll(self.model, self.probe)
+                transfer = self.transfer(cell.task) if cfg.also_eval and splits != ["validation"] else {}
                 if cfg.save is not None:
                     from harness.export import save_pruned
 
@@ -202,11 +216,30 @@ class CellRunner:
         seconds = time.perf_counter() - start
         slim = Edit(n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit,
                     scoring_seconds=edit.scoring_seconds, details=dict(edit.details),
-                    spectrum=dict(edit.spectrum), svd_seconds=self.spectrum.seconds - svd_before)
+                    spectrum=dict(edit.spectrum), svd_seconds=self.spectrum.seconds - svd_before,
+                    general_nll=general_nll, general_nll_base=base_general, transfer=transfer)
         report = mask_report(edit, matrices, config) if edit.masks is not None else None
         return CellDone(cell, config, results, slim,
                         sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
                         seconds, self.stamp, report)
+
+    def transfer(self, own: str) -> dict[str, dict]:
+        """--also-eval: the edited model on each other task's reported split, against the
+        unpruned model there (cached like every baseline)."""
+        from harness.stats import paired_p_value
+
+        out = {}
+        for name in self.cfg.also_eval:
+            if name == own:
+                continue
+            task = self.tasks[name]
+            split = task_lib.eval_split(task)
+            r = evaluate.run(self.lm, task, split, self.cfg.limit, self.manager)
+            base = self.baseline(name, split)
+            out[name] = {"split": split, "metric": r.metric, "value": r.value, "baseline": base.value,
+                         "delta": r.value - base.value, "n": r.n, "nll_delta": r.nll - base.nll,
+                         "p_value": paired_p_value(base.per_example, r.per_example)}
+        return out
 
     def run_reference(self, cell: Cell, config: dict, splits: list[str] | None, start: float) -> CellDone:
         """A model-free reference (the majority answer): its own LM answers every split. It has

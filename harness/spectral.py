@@ -51,23 +51,42 @@ def decompose(matrix: Matrix) -> Factors:
 
 
 class SpectrumCache:
-    """SVDs computed once per model and reused across tasks, fractions and strategies.
+    """Factors computed once per model and reused across tasks, fractions and strategies.
 
-    Entries are keyed by matrix id; they stay valid because every Edit is restored before the
-    next cell reads them.
+    Plain SVDs are keyed by matrix id alone; a data-aware decomposition's also by its name,
+    its options and the calibration set they came from (harness/decompositions.py). Entries
+    stay valid because every Edit is restored before the next cell reads them.
     """
 
     def __init__(self) -> None:
-        self._factors: dict[str, Factors] = {}
+        self._factors: dict = {}
         self.seconds = 0.0  # spent in SVDs so far: rows report it apart from scoring
 
-    def get(self, matrices: list[Matrix]) -> dict[str, Factors]:
-        for m in matrices:
-            if m.id not in self._factors:
-                start = time.perf_counter()
-                self._factors[m.id] = decompose(m)
-                self.seconds += time.perf_counter() - start
-        return {m.id: self._factors[m.id] for m in matrices}
+    def get(self, matrices: list[Matrix], decomposition: str = "plain", model=None,
+            batches=None, options: dict | None = None) -> dict[str, Factors]:
+        if decomposition == "plain":
+            for m in matrices:
+                if m.id not in self._factors:
+                    start = time.perf_counter()
+                    self._factors[m.id] = decompose(m)
+                    self.seconds += time.perf_counter() - start
+            return {m.id: self._factors[m.id] for m in matrices}
+        return self._data_aware(matrices, decomposition, model, batches or [], options or {})
+
+    def _data_aware(self, matrices, name, model, batches, options) -> dict[str, Factors]:
+        from harness import decompositions
+        from harness.plugins import registry
+
+        fn = registry().get("decompositions", name)
+        calibration = decompositions.calibration_key(batches) if decompositions.statistics_of(fn) else ""
+        key = (name, tuple(sorted(decompositions.settings(fn, options).items())), calibration)
+        missing = [m for m in matrices if (key, m.id) not in self._factors]
+        if missing:  # one activation pass for all of them
+            start = time.perf_counter()
+            found = decompositions.factorize(name, fn, missing, model, batches, options)
+            self._factors.update({(key, i): f for i, f in found.items()})
+            self.seconds += time.perf_counter() - start
+        return {m.id: self._factors[key, m.id] for m in matrices}
 
 
 def prune(

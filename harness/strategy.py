@@ -31,6 +31,7 @@ class Strategy:
     matrices: str = "k"  # selector names, comma-separated (a union)
     scorer: str | None = None
     objective: str = "ce"  # what the scores estimate (hook register_objectives; --objective)
+    decomposition: str = "plain"  # the basis of the singular values (hook register_decompositions)
     pruner: str = "global-fraction"
     compensate: bool = True
     fraction: float = 0.2  # the default budget
@@ -127,7 +128,10 @@ class PruneRequest:
     evaluate: Callable[[str, int | None], float] | None = None
 
     def factors(self) -> dict[str, spectral.Factors]:
-        return self.spectrum.get(self.matrices)
+        """The selected matrices' factors in the strategy's basis (cached per model, basis and
+        calibration set)."""
+        return self.spectrum.get(self.matrices, self.strategy.decomposition, self.model,
+                                 self.batches, self.options)
 
     def search_split(self) -> str:
         """Where a strategy may search (a fraction, a matrix) without touching the reported
@@ -170,7 +174,7 @@ class PruneRequest:
 
 
 SINGULAR = {"scorers": "scorer", "pruners": "pruner", "strategies": "strategy",
-            "objectives": "objective"}
+            "objectives": "objective", "decompositions": "decomposition"}
 
 
 @contextmanager
