@@ -76,7 +76,7 @@ def load(paths: list[Path], model=None, task=None, strategy=None) -> pd.DataFram
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
     df = df.drop_duplicates(["config_hash", "split"], keep="last")
-    for column in ("nll", "nll_delta"):  # results written before loss was recorded
+    for column in ("nll", "nll_delta", "general_nll", "general_nll_delta"):  # older results lack them
         if column not in df:
             df[column] = np.nan
     for column, wanted in (("model", model), ("task", task), ("strategy", strategy)):
@@ -251,6 +251,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
             "delta_vs_eigen_mean": (g.value - g.eigen_value).mean(),
             "p_vs_eigen_median": g.p_vs_eigen.median(),
             "nll_mean": g.nll.mean(), "nll_delta_mean": g.nll_delta.mean(),
+            "general_nll_delta_mean": g.general_nll_delta.mean(),
             "seeds": len(g), "n": int(g.n.iloc[0]), "n_pruned": int(g.n_pruned.median()),
         })
     out = pd.DataFrame(rows)
@@ -490,7 +491,9 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     written = [out_dir / "leaderboard.csv", out_dir / "leaderboard.md",
                out_dir / "accuracy_vs_fraction.png"]
     t.to_csv(written[0], index=False)
-    written[1].write_text(markdown(t))
+    from harness import transfer
+
+    written[1].write_text(markdown(t) + transfer.cost_markdown(t) + transfer.transfer_markdown(df))
     plot_fraction_curves(df, written[2])
     if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")

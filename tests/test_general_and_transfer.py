@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import char_tokenizer, tiny_model
 from torch.nn import functional as F
 
-from harness import general, leaderboard
+from harness import general, leaderboard, transfer
 from harness.bench import BenchConfig, cell_config, resolve_strategies
 from harness.cli import cli
 
@@ -100,6 +100,27 @@ def test_also_eval_measures_each_pruned_cell_on_the_other_task(tiny_dir, tmp_pat
                   "smallest-sv", *SMALL)
     assert plain.exit_code == 0
     assert set(pd.read_csv(tmp_path / "p.csv").config_hash).isdisjoint(set(pruned.config_hash))
+    board = CliRunner().invoke(cli, ["leaderboard", str(out), "--out-dir", str(tmp_path / "b")])
+    assert board.exit_code == 0, board.output
+    text = (tmp_path / "b" / "leaderboard.md").read_text()
+    t = json.loads(pruned.transfer.iloc[0])["int_sum"]
+    assert (f"| int_mult | smallest-sv | 0.3 | int_sum | {100 * t['value']:.2f} | "
+            f"{100 * t['baseline']:.2f} | {100 * t['delta']:+.2f} |") in text
     bad = bench("--model", str(tiny_dir), "--output", str(out), "--strategy", "eigen",
                 "--also-eval", "nope_task", *SMALL)
     assert bad.exit_code == 2 and "unknown task 'nope_task'" in bad.output
+
+
+def test_cost_table_divides_the_general_loss_change_by_the_points_gained():
+    t = pd.DataFrame([
+        {"model": "m", "task": "a", "strategy": "gains", "fraction": "0.2", "chosen_on": "validation",
+         "delta_mean": 0.04, "general_nll_delta_mean": 0.2, "seeds": 4},
+        {"model": "m", "task": "a", "strategy": "loses", "fraction": "0.1", "chosen_on": "validation",
+         "delta_mean": -0.02, "general_nll_delta_mean": 0.1, "seeds": 4},
+        {"model": "m", "task": "a", "strategy": "none", "fraction": "0", "chosen_on": "-",
+         "delta_mean": 0.0, "general_nll_delta_mean": 0.0, "seeds": 1}])
+    text = transfer.cost_markdown(t)
+    assert "| m | a | gains | 0.2 (validation) | +4.00 | +0.2000 | +0.0500 | 4 |" in text
+    assert "| m | a | loses | 0.1 (validation) | -2.00 | +0.1000 | - | 4 |" in text
+    assert "| none |" not in text
+    assert transfer.cost_markdown(t.assign(general_nll_delta_mean=float("nan"))) == ""
