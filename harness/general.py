@@ -4,8 +4,10 @@ Pruning for one task can leave its accuracy unchanged while its loss, or everyth
 model does, gets worse (on SmolLM2 COPA eigen-budget-kinds kept accuracy while the answers'
 NLL rose from 1.84 to 11.47). So every cell also measures the mean next-token NLL (nats per
 token) of the passages in harness/general_text.py with the cell's weights, and every row
-carries it and its change from the unpruned model's. On the embedded SmolLM2-135M it costs
-about 0.4 s a cell on one CPU thread (16 passages, about 1,600 tokens).
+carries it and its change from the unpruned model's. The probe is six passages, 536 tokens
+with SmolLM2's tokenizer: on the embedded SmolLM2-135M it cost 8-9 s a cell on one thread of a
+machine at load 7 on its 2 cores, where the same cell's evaluation took 15-18 s a split (3-4 s
+in the reference runs' conditions), so about 2 s on an idle core.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch.nn import functional as F
 
 from harness.general_text import PASSAGES
 
-ROWS_PER_PASS = 4  # logits of 4 rows x ~110 tokens x a 152k vocabulary: ~270 MB in float32
+ROWS_PER_PASS = 8  # the whole probe in one pass; logits 8 x ~110 x a 152k vocabulary: ~540 MB
 
 
 def probe_batch(tokenizer, passages: tuple[str, ...] = PASSAGES) -> tuple[torch.Tensor, torch.Tensor]:
