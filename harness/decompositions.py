@@ -79,6 +79,18 @@ def settings(fn: Factor, options: dict[str, Any]) -> dict[str, Any]:
     return {k: options.get(k, v) for k, v in getattr(fn, "defaults", {}).items()}
 
 
+def basis_key(name: str, options: dict[str, Any]) -> tuple:
+    """What sets a basis apart in cache keys: () for the plain SVD (keys stay as they were),
+    else the name and its settings. Scores, input captures and measurements made in one basis
+    must never be reused in another: same shapes, other directions."""
+    if name == PLAIN:
+        return ()
+    from harness.plugins import registry
+
+    fn = registry().get("decompositions", name)
+    return (name, tuple(sorted(settings(fn, options).items())))
+
+
 def calibration_key(batches: list[Batch]) -> str:
     """A digest of the calibration tokens: the factors of a data-aware basis belong to it."""
     h = hashlib.sha256()

@@ -30,6 +30,7 @@ from harness.bench import (
     tests_chosen_only,
     versions,
 )
+from harness.decompositions import basis_key
 from harness.edits import Edit, snapshot
 from harness.errors import HarnessError
 from harness.export import mask_report
@@ -189,7 +190,8 @@ class CellRunner:
             batches=self.batches.get((cell.task, cell.seed), []) if s.needs_calibration else [],
             spectrum=self.spectrum,
             options={**s.options, "threshold": cfg.threshold, "eval_split": task_lib.eval_split(task)},
-            cache=self.caches.setdefault((cell.task, tuple(m.id for m in matrices), cell.seed), {}),
+            cache=self.caches.setdefault((cell.task, tuple(m.id for m in matrices), cell.seed,
+                                          *basis_key(s.decomposition, s.options)), {}),
             evaluate=lambda split, limit: evaluate.run(self.lm, task, split, limit, self.manager).value,
         )
         # The spectral path undoes a half-done prune itself; a strategy's own `apply` might not,

@@ -143,8 +143,15 @@ class PruneRequest:
     def objective(self) -> str:
         return self.strategy.objective
 
+    @property
+    def basis(self) -> tuple:
+        """() in the plain basis, else the decomposition and its settings (in cache keys)."""
+        from harness.decompositions import basis_key
+
+        return basis_key(self.strategy.decomposition, self.options)
+
     def context(self) -> ScoringContext:
-        key = ("context", self.seed, self.objective)
+        key = ("context", self.seed, self.objective, *self.basis)
         if key not in self.cache:
             self.cache[key] = ScoringContext(
                 self.model, self.matrices, self.factors(), self.batches, self.seed,
@@ -157,7 +164,7 @@ class PruneRequest:
         objective (the strategy's)."""
         from harness.plugins import registry
 
-        key = ("scores", scorer_name, self.seed, self.objective)
+        key = ("scores", scorer_name, self.seed, self.objective, *self.basis)
         if key not in self.cache:
             scorer = registry().get("scorers", scorer_name)
             self.factors()  # the SVDs first: their time is the row's svd_seconds, not scoring's

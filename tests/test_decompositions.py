@@ -205,3 +205,25 @@ def test_scaled_with_alpha_zero_is_the_plain_svd():
     scaled = cache.get(matrices, "scaled", model, random_batches(), {"alpha": 0.0})
     for m in matrices:
         assert torch.allclose(scaled[m.id].S, cache.get([m])[m.id].S, atol=1e-10)
+
+
+def test_scores_made_in_one_basis_are_never_reused_in_another():
+    """Requests of one (task, seed) share a cache across strategies: smallest-sv's plain
+    sigma scores must not stand in for svd-llm's whitened ones (same shapes, other
+    directions), nor eigen's attribution for eigen-whitened's."""
+    model = tiny_model("llama")
+    batches, shared, spectrum = random_batches(), {}, spectral.SpectrumCache()
+    masks = {}
+    for name in ("plain", "whitened"):
+        s = Strategy(name, "t", matrices="k", scorer="sigma", decomposition=name, compensate=False)
+        req = PruneRequest(model=model, matrices=chosen(model, "k"), fraction=0.3, seed=0,
+                           strategy=s, batches=batches, spectrum=spectrum, cache=shared)
+        scores, _ = req.scores("sigma")
+        for m in req.matrices:
+            torch.testing.assert_close(scores[m.id], req.factors()[m.id].S)
+        assert req.context().factors is not None
+        assert all(req.context().factors[k] is f for k, f in req.factors().items())
+        edit = spectral_apply(req)
+        masks[name] = edit.masks
+        edit.restore()
+    assert any(not torch.equal(masks["plain"][k], masks["whitened"][k]) for k in masks["plain"])
