@@ -22,6 +22,7 @@ import torch
 
 from harness import __version__, leaderboard, per_example
 from harness import tasks as task_lib
+from harness.calibration import split_docs
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.export import write_json
@@ -53,7 +54,8 @@ class BenchConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     limit: int | None = None
     output: Path = DEFAULT_OUTPUT
-    select_on: str = "validation"  # or "none": evaluate the eval split only
+    select_on: str = "auto"  # validation, none, or auto: validation only where there is a choice
+    folds: int | None = None  # K: cross-fitted evaluation, every labelled document tested once
     test_on: str = "all"  # or "chosen": test only the fraction validation picks per (strategy, seed)
     calibration_size: int = 64
     calibration_batch_size: int = 16
@@ -125,11 +127,11 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
     for f in cfg.fractions or []:
         if not 0 <= f < 1:
             raise HarnessError(f"fraction {f} is outside [0, 1); give e.g. --fraction 0.05,0.2")
-    if cfg.select_on not in ("validation", "none"):
-        raise HarnessError(f"unknown --select-on '{cfg.select_on}'; choose from: validation, none")
+    if cfg.select_on not in ("auto", "validation", "none"):
+        raise HarnessError(f"unknown --select-on '{cfg.select_on}'; choose from: auto, validation, none")
     if cfg.test_on not in ("all", "chosen"):
         raise HarnessError(f"unknown --test-on '{cfg.test_on}'; choose from: all, chosen")
-    if cfg.test_on == "chosen" and cfg.select_on != "validation":
+    if cfg.test_on == "chosen" and cfg.select_on == "none":
         raise HarnessError("--test-on chosen needs --select-on validation (the choice is made there)")
     return out
 
@@ -140,6 +142,17 @@ def versions() -> dict[str, str]:
 
     return {"harness_version": __version__, "lm_eval_version": lm_eval.__version__,
             "transformers_version": transformers.__version__, "torch_version": torch.__version__}
+
+
+def select_on(cfg: BenchConfig, strategies: list[Strategy]) -> str:
+    """`--select-on auto`: evaluate validation only where it has something to choose, a
+    strategy run at two fractions or more. With one fraction each, a validation row is read by
+    nothing (the board reports such a row at its fixed fraction), and on int_sum it is 44% of
+    a cell's evaluation."""
+    if cfg.select_on != "auto":
+        return cfg.select_on
+    choice = any(s.uses_fraction and len(set(cfg.fractions or [s.fraction])) > 1 for s in strategies)
+    return "validation" if choice else "none"
 
 
 def eval_splits(task, select_on: str) -> list[str]:
@@ -183,11 +196,16 @@ def cells(cfg: BenchConfig, strategies: list[Strategy]):
 
 
 def cell_config(cfg: BenchConfig, task: str, s: Strategy, seed: int, fraction: float) -> dict:
-    config = {"model": cfg.model, "task": task, "strategy": s.name, "matrices": s.matrices,
+    """What defines a cell, hashed into its key; `task` is a slot (a task or one of its folds).
+    A fold adds its keys, so the paper's split keeps the hashes it always had."""
+    name, fold, folds = task_lib.parse_slot(task)
+    config = {"model": cfg.model, "task": name, "strategy": s.name, "matrices": s.matrices,
               "layers": cfg.layers, "scorer": s.scorer, "pruner": s.pruner,
               "compensate": s.compensate, "threshold": cfg.threshold, "fraction": fraction,
               "seed": seed, "limit": cfg.limit, "calibration_size": cfg.calibration_size,
               "calibration_batch_size": cfg.calibration_batch_size, "dtype": cfg.dtype}
+    if fold is not None:
+        config.update(folds=folds, fold=fold)
     # keys added only away from their defaults, so every earlier row keeps its config hash
     if s.decomposition != "plain":
         config["decomposition"] = s.decomposition
@@ -196,16 +214,27 @@ def cell_config(cfg: BenchConfig, task: str, s: Strategy, seed: int, fraction: f
     return config
 
 
+def slots(cfg: BenchConfig, task_name: str) -> list[str]:
+    """The task itself, or each of its `--folds` folds."""
+    if cfg.folds is None:
+        return [task_name]
+    return [task_lib.slot(task_name, f, cfg.folds) for f in range(cfg.folds)]
+
+
+def task_view(task, slot_name: str):
+    """The Task object a slot evaluates: the task itself, or its fold's view."""
+    _, fold, folds = task_lib.parse_slot(slot_name)
+    return task if fold is None else task_lib.folded(task, folds, fold)
+
+
 def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[str]:
     """Config hashes of every cell of the grid (to show finished cells next to new ones)."""
     return {leaderboard.config_hash(cell_config(cfg, t, *c))
-            for t in task_names for c in cells(cfg, strategies)}
+            for name in task_names for t in slots(cfg, name) for c in cells(cfg, strategies)}
 
 
 def examples_evaluated(task, cfg: BenchConfig) -> float:
     """What one cell of `task` costs, roughly: the examples it evaluates over its splits."""
-    from harness.calibration import split_docs
-
     total = 0.0
     for split in eval_splits(task, cfg.select_on):
         try:
@@ -233,10 +262,13 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         calibration_size=calibration_size,
         scoring_seconds=round(edit.scoring_seconds, 3), eval_seconds=round(result.seconds, 3),
         config_hash=key, details=json.dumps(edit.details) if edit.details else "", **stamp,
+        folds=config.get("folds", 0), fold=config.get("fold", -1),
+        limit=cfg.limit, dtype=cfg.dtype,
         nll=result.nll, nll_delta=result.nll - base.nll, **edit.spectrum,
         svd_seconds=round(edit.svd_seconds, 3),
         objective=s.objective if pruning and s.spectral else "",
         calibration_batch_size=config["calibration_batch_size"],
+        role="baseline" if s.baseline else "method",
         decomposition=s.decomposition if pruning and s.spectral else "",
         general_nll=edit.general_nll, general_nll_delta=edit.general_nll - edit.general_nll_base,
         transfer=json.dumps(edit.transfer, sort_keys=True) if edit.transfer else "",
@@ -346,16 +378,18 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     from tqdm.auto import tqdm
 
     strategies = resolve_strategies(cfg)
+    cfg = dataclasses.replace(cfg, select_on=select_on(cfg, strategies))  # workers get it resolved
     if cfg.save is not None and cfg.executor != "local":
         raise HarnessError("--save writes one cell's model on this machine; use --executor local")
     executor = registry().get("executors", cfg.executor)(cfg.executor_options)  # imports its engine
-    manager, task_objs = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
+    manager, loaded = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
+    task_objs = {t: task_view(task, t) for name, task in loaded.items() for t in slots(cfg, name)}
     grid = list(cells(cfg, strategies))
     pruning_cells = [c for c in grid if c[0].uses_fraction]
     if cfg.save is not None and len(pruning_cells) * len(task_objs) != 1:
         raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
     done = set() if cfg.force else leaderboard.done_keys(cfg.output)
-    keys = grid_keys(cfg, task_objs, strategies)
+    keys = grid_keys(cfg, loaded, strategies)
 
     progress = tqdm(total=len(grid) * len(task_objs), desc="cells", unit="cell")
     driver = _Driver(cfg, {s.name: s for s in strategies}, progress, set(done), versions())

@@ -214,7 +214,7 @@ def command(group: pd.DataFrame) -> str:
     settings = [c for c, _ in EXTRA_OPTIONS if c in group]
     if settings:
         keyed = group[settings].astype(str)  # unset settings ("nan") group together
-        parts = [part for _, part in group.groupby([keyed[c] for c in settings], sort=False)]
+        parts = [part for _, part in group.groupby([keyed[c] for c in settings], sort=False, dropna=False)]
         if len(parts) > 1:
             return " && ".join(_command(part) for part in parts)
     return _command(group)

@@ -12,6 +12,11 @@ import click
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.recipes import option_text
+
+# The subcommands import the rest of the harness inside their functions: torch, transformers
+# and lm-eval take seconds to import, and `harness --help`, `harness tasks` or a mistyped
+# option must answer without them. Those are the only function-level imports of the CLI.
 
 
 def _quiet() -> None:
@@ -113,9 +118,12 @@ def cli(debug: bool) -> None:
               default=Path("leaderboard") / "results.csv", show_default=True,
               help="Results CSV; rows are appended, finished cells are skipped on re-run.")
 @click.option("--force", is_flag=True, help="Re-run cells already in the results CSV.")
-@click.option("--select-on", type=click.Choice(["validation", "none"]), default="validation",
+@click.option("--select-on", type=click.Choice(["auto", "validation", "none"]), default="auto",
               show_default=True,
-              help="Also evaluate the validation split, so the fraction can be chosen there.")
+              help="Also evaluate the validation split, so the fraction can be chosen there "
+                   "(auto: only when a strategy runs at two fractions or more).")
+@click.option("--folds", type=int, help="Cross-fitted evaluation: split the task's labelled documents "
+              "into K folds and test each once, calibrating and choosing on the others.")
 @click.option("--test-on", type=click.Choice(["all", "chosen"]), default="all", show_default=True,
               help="chosen: evaluate test only for the fraction validation picks per strategy and seed.")
 @click.option("--matrices", help="Override the strategy's matrices: q,k,v,o,mlp_in,mlp_out,attn,mlp,all.")
@@ -188,6 +196,7 @@ def bench(**kw) -> None:
         fractions=split_list(kw["fractions"], float, "--fraction") or None,
         seeds=split_list(kw["seeds"], int, "--seed") or [0],
         limit=kw["limit"], output=kw["output"], select_on=kw["select_on"], test_on=kw["test_on"],
+        folds=kw["folds"],
         calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
         batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
         scorer=kw["scorer"], objective=kw["objective"], pruner=kw["pruner"],
@@ -271,7 +280,6 @@ def tasks(tasks_dir: str | None, show_all: bool) -> None:
 def plugins() -> None:
     """List loaded plugins, their versions, hooks and the components they register."""
     from harness.plugins import KINDS, registry
-    from harness.strategy import option_text
 
     reg = registry()
     by_plugin: dict[str, dict[str, list[str]]] = {}

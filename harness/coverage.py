@@ -1,6 +1,6 @@
 """One family through the whole path, tiny: matrices found, eigen runs, restore, --save reload.
 
-Used by scripts/coverage_table.py (the README's "Supported models" table) and by
+Used by scripts/coverage_table.py (the docs page "Supported models", docs/supported-models.md) and by
 tests/test_discovery.py, so the table and the tests check the same things the same way.
 """
 
@@ -15,6 +15,7 @@ import torch
 from harness import selection, spectral
 from harness.calibration import IGNORE, Batch
 from harness.errors import HarnessError
+from harness.export import save_pruned
 from harness.strategy import PruneRequest, Strategy, spectral_apply
 
 
@@ -81,8 +82,6 @@ def check_family(model, save_dir: Path | None = None) -> Report:
     """Run the tiny model through discovery (or its registered architecture), eigen scoring
     and pruning with compensation, restore, and save + plain-transformers reload."""
     from transformers import AutoModelForCausalLM
-
-    from harness.export import save_pruned
 
     report = Report(architecture=selection.architecture(model))
     vocab = model.get_input_embeddings().num_embeddings

@@ -155,8 +155,8 @@ def factorize(name: str, fn: Factor, matrices: list[Matrix], model: nn.Module,
               batches: list[Batch], options: dict[str, Any]) -> dict[str, Any]:
     """Every matrix's Factors in the basis `name`, checked: a plugin's factors must multiply
     back to the weight (a wrong one would prune something else than it reports)."""
+    from harness.plugins import plugin_call
     from harness.spectral import Factors, working_dtype
-    from harness.strategy import plugin_call
 
     stats = statistics_of(fn)
     acts = collect(model, matrices, batches, gram="gram" in stats) if stats else {}

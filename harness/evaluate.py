@@ -99,6 +99,7 @@ def _cpu_hflm():
     (harness/shared_context.py), and the rest go to lm-eval in batches of no more rows than
     `rows_within` allows for the call's longest request (lm-eval sorts longest first, so the
     first batch is the largest)."""
+    # deferred with lm-eval's HFLM: both import torch, which `harness tasks` never needs
     from lm_eval.models.huggingface import HFLM
 
     from harness import shared_context

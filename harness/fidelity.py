@@ -18,10 +18,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import atomic, objectives, removal
+from harness import atomic, calibration, models, objective_loss, removal, selection
+from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.matrices import Matrix
-from harness.spectral import Factors
+from harness.plugins import registry
+from harness.scoring import ScoringContext
+from harness.spectral import Factors, SpectrumCache
+from harness.strategy import run_scorer
 
 
 @dataclass
@@ -36,7 +40,7 @@ class FidelityConfig:
     calibration_batch_size: int = 16
     measure_examples: int | None = 32  # held-in subset of the calibration data (None: all)
     compensate: bool = True  # measure mean ablation (what eigen does) or zeroing
-    objective: str = "ce"  # what scores estimate and removals measure (harness/objectives.py)
+    objective: str = "ce"  # what scores estimate and removals measure (harness/objective_loss.py)
     seed: int = 0
     max_rows: int = 128
     out_dir: Path = Path("leaderboard") / "fidelity"
@@ -79,14 +83,11 @@ def compare(model, matrices: list[Matrix], factors: dict[str, Factors], batches,
             measure_examples: int | None = None, max_rows: int = 128, seed: int = 0,
             objective: str = "ce") -> pd.DataFrame:
     """One row per sampled direction: where it is, σ, the measured loss change, every score."""
-    from harness.plugins import registry
-    from harness.scoring import ScoringContext
-
     ctx = ScoringContext(model, matrices, factors, batches, seed, objective=objective)
     means = ctx.input_means() if compensate else None
     measured = removal.measure(model, matrices, factors, removal.subset(batches, measure_examples),
-                               sample, means, max_rows, objectives.get(objective))
-    scores = {name: registry().get("scorers", name)(ctx) for name in scorers}
+                               sample, means, max_rows, objective_loss.get(objective))
+    scores = {name: run_scorer(name, ctx)[0] for name in scorers}
     by_id = {m.id: m for m in matrices}
     frames = []
     for mid, hj in sample.items():
@@ -113,7 +114,7 @@ def summarise(df: pd.DataFrame, scorers: list[str]) -> pd.DataFrame:
 
 
 def plot(df: pd.DataFrame, summary: pd.DataFrame, scorers: list[str], path: Path) -> None:
-    from harness.report import _pyplot
+    from harness.report import _pyplot  # deferred: the report's plotting imports matplotlib
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(scorers), figsize=(4.5 * len(scorers), 4), squeeze=False)
@@ -137,18 +138,13 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame, scorers: list[str], path: Path
 
 def run(cfg: FidelityConfig) -> tuple[pd.DataFrame, list[Path]]:
     """Load, sample, measure, score; write <task>_directions.csv, <task>_summary.csv, <task>.png."""
-    from harness import calibration, models, selection
-    from harness import tasks as task_lib
-    from harness.plugins import registry
-    from harness.spectral import SpectrumCache
-
     if min(cfg.sample, cfg.max_rows, cfg.calibration_batch_size, cfg.measure_examples or 1) < 1 \
             or cfg.calibration_size < 2:
         raise HarnessError("--sample, --max-rows, --calibration-batch-size and --measure-examples "
                            "must be >= 1, --calibration-size >= 2")
     for name in cfg.scorers:
         registry().get("scorers", name)
-    objectives.get(cfg.objective)
+    objective_loss.get(cfg.objective)
     _, tasks = task_lib.load([cfg.task], cfg.tasks_dir, cfg.data_dir)
     task = next(iter(tasks.values()))
     model, tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import atomic
+from harness.errors import HarnessError
 
 
 @dataclass
@@ -62,6 +63,13 @@ class Row:
     svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
     objective: str = ""  # what a spectral strategy's scores estimate (ce, margin, ...)
     calibration_batch_size: int = 16  # in the cell's config hash, so a row's command must give it
+    folds: int = 0  # K of `--folds K` (0: the task's own split, as the paper)
+    fold: int = -1  # which fold was the test split (-1: none)
+    limit: int | None = None  # --limit (None: every example); rows of different limits never mix
+    dtype: str = ""  # --dtype as given (auto, float32, ...)
+    # "baseline" or "method", as the strategy's plugin declared it when the row was written:
+    # a board built where that plugin is not installed still knows what a method must beat
+    role: str = ""
     decomposition: str = ""  # the basis of a spectral strategy's singular values (plain, whitened...)
     # mean NLL per token of a fixed general-text probe (harness/general.py) with the row's
     # weights, and its change from the unpruned model's: what pruning for the task costs elsewhere
@@ -104,8 +112,6 @@ def scan(path: str | Path) -> ResultsFile:
     """Read a results CSV strictly: a file that is not one is an error naming it; a truncated
     last line (a crash mid-write by another tool, a copy cut short) is returned apart, so the
     complete rows are kept and nothing is silently rewritten with blanks."""
-    from harness.errors import HarnessError
-
     path = Path(path)
     if not path.is_file():
         if path.exists():

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from harness.errors import HarnessError
+
 KINDS = ("q", "k", "v", "o", "mlp_in", "mlp_out")
 
 
@@ -106,8 +108,6 @@ def parse_layers(spec: str | None, n_layers: int) -> set[int] | None:
     """`--layers` syntax: "0,3,5-7" or "-4:" (python-slice style, e.g. the last four)."""
     if spec is None or spec.strip() == "":
         return None
-    from harness.errors import HarnessError
-
     chosen: set[int] = set()
     for part in spec.split(","):
         part = part.strip()

@@ -14,33 +14,22 @@ import functools
 import importlib
 import importlib.metadata
 import os
+import pkgutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+import torch
 
-from harness import hookspecs
+from harness import __version__, hookspecs
+from harness.edits import Edit
 from harness.errors import HarnessError, unknown
-from harness.strategy import Strategy
+from harness.recipes import Strategy
 
 GROUP = "eigenharness"
 BUILTIN_PACKAGE = "eigenharness_plugins"
-BUILTIN_MODULES = (
-    "architectures",
-    "selectors",
-    "scorers",
-    "pruners",
-    "spectral_strategies",
-    "magnitude",
-    "laser",
-    "executors",
-    "verified",
-    "iterative",
-    "budget",
-    "objectives",
-    "objective_strategies",
-    "decompositions",
-)
 KINDS = ("architectures", "selectors", "decompositions", "scorers", "objectives", "pruners",
          "strategies", "executors")
 
@@ -81,8 +70,6 @@ def _allowed_external() -> set[str] | None:
 
 def make_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, str]]:
     """A manager with the built-ins and the allowed external plugins, and their versions."""
-    from harness import __version__
-
     versions: dict[str, str] = {}
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
@@ -105,13 +92,21 @@ def make_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, str]]:
         versions[ep.name] = ep.dist.version if ep.dist else "unknown"
         if builtin:
             builtin_seen.add(ep.value.split(".", 1)[1])
-    # Running from a source tree that was never installed: register built-ins directly.
-    for module in BUILTIN_MODULES:
+    # An install older than the source tree (an editable install made before a plugin was
+    # added) lacks some entry points: register the package's other modules directly. The
+    # pyproject's entry points are the one list; tests/test_plugins.py fails if they drift.
+    for module in builtin_modules():
         if module not in builtin_seen and not pm.has_plugin(module):
             pm.register(importlib.import_module(f"{BUILTIN_PACKAGE}.{module}"), name=module)
             versions[module] = __version__
     pm.check_pending()
     return pm, versions
+
+
+def builtin_modules() -> list[str]:
+    """Every module of the built-in plugin package (each one is a plugin)."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
 
 
 def collect(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) -> Registry:
@@ -160,9 +155,6 @@ def collect(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) ->
 def checked_apply(name: str, apply: Any) -> Any:
     """A strategy's own `apply`, whose failure or wrong return names the strategy, its plugin
     and the hook (the bench loop calls it; a traceback would point into the loop)."""
-    from harness.edits import Edit
-    from harness.strategy import plugin_call
-
     @functools.wraps(apply)
     def run(request):
         with plugin_call("strategies", name):
@@ -174,6 +166,48 @@ def checked_apply(name: str, apply: Any) -> Any:
         return edit
 
     return run
+
+
+SINGULAR = {"scorers": "scorer", "pruners": "pruner", "strategies": "strategy",
+            "decompositions": "decomposition",
+            "objectives": "objective"}
+
+
+@contextmanager
+def plugin_call(kind: str, name: str) -> Iterator[None]:
+    """A plugin component's own failure becomes one line naming it, its plugin and its hook.
+
+    HarnessError (a message the plugin wrote for the user) and out-of-memory errors (the
+    sweep runner suggests a smaller option for those) pass through unchanged.
+    """
+    try:
+        yield
+    except (HarnessError, MemoryError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as exc:
+        raise HarnessError(
+            f"{SINGULAR[kind]} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind}) "
+            f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from exc
+
+
+def check_tensors(kind: str, name: str, got: Any, expected: dict[str, tuple], floating: bool) -> None:
+    """What a scorer or pruner returned has one tensor per matrix id, of the promised shape
+    and dtype (float scores, bool keep-masks); else one line naming the plugin and the hook."""
+    where = f"{SINGULAR[kind]} '{name}' of plugin '{owner(kind, name)}' (hook register_{kind})"
+    what = "a float tensor (heads, rank)" if floating else "a bool keep-mask shaped like its scores"
+    if not isinstance(got, dict) or set(got) != set(expected):
+        given = sorted(got)[:3] if isinstance(got, dict) else type(got).__name__
+        raise HarnessError(f"{where} must return {{matrix id: {what}}} for ids {sorted(expected)[:3]}"
+                           f"{'...' if len(expected) > 3 else ''}; got {given}")
+    for key, shape in expected.items():
+        t = got[key]
+        if not isinstance(t, torch.Tensor):
+            raise HarnessError(f"{where} returned {type(t).__name__} for {key}; expected {what}")
+        ok = t.dtype.is_floating_point if floating else t.dtype == torch.bool
+        if tuple(t.shape) != shape or not ok:
+            raise HarnessError(f"{where} returned {t.dtype} {tuple(t.shape)} for {key}; expected "
+                               f"{what}: {'float' if floating else 'torch.bool'} {shape}")
 
 
 def owner(kind: str, name: str) -> str:

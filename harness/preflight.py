@@ -23,15 +23,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from harness import bench, models
+from harness import tasks as task_lib
+from harness.atomic import replacing
+from harness.bench import BenchConfig
 from harness.errors import HarnessError, warn
-
-if TYPE_CHECKING:
-    from harness.bench import BenchConfig
-    from harness.strategy import Strategy
+from harness.leaderboard import scan, set_aside_torn
+from harness.matrices import parse_layers
+from harness.plugins import registry
+from harness.recipes import Strategy, recipe_name
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
@@ -61,8 +65,8 @@ def needs_of(component: Any) -> Needs:
 def check(cfg: BenchConfig) -> list[Strategy]:
     """Raise on the first bad option; return the resolved strategies. Then repair what can be
     repaired without loss (a truncated last line of the results CSV is set aside)."""
-    from harness import bench, models
-
+    if cfg.folds is not None and cfg.folds < 2:  # before the heavy imports below
+        raise HarnessError(f"--folds {cfg.folds} must be at least 2 (or leave it out: the task's own split)")
     _check_output(cfg.output)
     _check_save(cfg.save)
     device = models.resolve_device(cfg.device)
@@ -80,8 +84,6 @@ def check(cfg: BenchConfig) -> list[Strategy]:
     if cfg.tasks_dir is not None:
         check_tasks_dir(cfg.tasks_dir)
     check_task_names(cfg.tasks, cfg.tasks_dir)
-    from harness.leaderboard import set_aside_torn
-
     note = set_aside_torn(cfg.output)
     if note:
         warn(note)
@@ -90,8 +92,6 @@ def check(cfg: BenchConfig) -> list[Strategy]:
 
 # -- files -----------------------------------------------------------------------------------
 def _check_output(output: Path) -> None:
-    from harness.leaderboard import scan
-
     output = Path(output)
     if output.is_dir():
         raise HarnessError(f"--output '{output}' is a directory; give a .csv file path")
@@ -124,9 +124,6 @@ def _existing_parent(path: Path) -> Path:
 
 # -- components' needs -----------------------------------------------------------------------
 def _check_needs(cfg: BenchConfig, strategies: list[Strategy]) -> None:
-    from harness.plugins import registry
-    from harness.strategy import recipe_name
-
     reg = registry()
     for s in strategies:
         if s.apply is not None or not s.uses_fraction:
@@ -162,8 +159,6 @@ def smallest_batch(size: int, batch_size: int) -> int:
 # -- model -----------------------------------------------------------------------------------
 def check_model(spec: str) -> dict | None:
     """That `spec` names a model the loader can find; the config.json of a model directory."""
-    from harness import models
-
     choices = f"give {', '.join(models.EMBEDDED)} (embedded), a model directory, a .gguf file or a hub id"
     if spec in models.EMBEDDED:
         models.embedded_gguf(spec)
@@ -191,8 +186,6 @@ def check_model(spec: str) -> dict | None:
 
 def _check_hub_id(spec: str, choices: str) -> None:
     """A hub id is accepted when cached locally or known to the hub; offline, only if cached."""
-    from harness import models
-
     try:
         from huggingface_hub import snapshot_download
 
@@ -219,8 +212,6 @@ def _check_hub_id(spec: str, choices: str) -> None:
 
 def _check_layers(spec: str | None, config: dict | None) -> None:
     """--layers syntax always; its range too when the model's config.json says how many layers."""
-    from harness.matrices import parse_layers
-
     if spec is None:
         return
     configs = [config, (config or {}).get("text_config")]  # multimodal configs nest the text model
@@ -281,8 +272,6 @@ def check_task_names(names: list[str], tasks_dir: str | None) -> None:
     index (~14 s): a name that appears nowhere in the text of the task YAMLs, as a word,
     cannot be a task and fails now; one that does is left to lm-eval's own loader.
     """
-    from harness import tasks as task_lib
-
     if not names:
         raise HarnessError("no --task given; `harness tasks` lists them")
     dirs = [task_lib.shipped_dir(), task_lib.lmeval_prompt_dir()]
@@ -315,9 +304,7 @@ def _lm_eval_words() -> set[str]:
     $EIGENHARNESS_HOME (a second to build once, milliseconds after)."""
     import lm_eval
 
-    from harness.models import home
-
-    cache = home() / "tasks" / f"lm_eval-{lm_eval.__version__}-words.json"
+    cache = models.home() / "tasks" / f"lm_eval-{lm_eval.__version__}-words.json"
     try:
         return set(json.loads(cache.read_text()))
     except (OSError, ValueError):
@@ -329,8 +316,6 @@ def _lm_eval_words() -> set[str]:
             words |= _words(path.read_bytes())
         except OSError:
             continue
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(sorted(words)))
-    tmp.replace(cache)
+    with replacing(cache) as f:
+        f.write(json.dumps(sorted(words)).encode())
     return words

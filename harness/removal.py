@@ -35,10 +35,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness import objectives
+from harness import objective_loss
 from harness.calibration import IGNORE, Batch, target_logits
+from harness.discovery import config_shape, layer_list
 from harness.matrices import Matrix
-from harness.objectives import RowObjective
+from harness.objective_loss import RowObjective
 from harness.scoring import frozen
 from harness.spectral import Factors
 
@@ -159,8 +160,6 @@ def _tiled(layers: list[nn.Module], rows: int, copies: int) -> Iterator[None]:
 def _layer_of(model: nn.Module, matrices: list[Matrix]) -> tuple[list[nn.Module], dict[str, int]] | None:
     """The decoder layers and the index of the layer holding each matrix, or None where the
     layer list is not found or a matrix sits outside it."""
-    from harness.discovery import config_shape, layer_list
-
     try:
         found = layer_list(model, config_shape(model.config).layers)
     except Exception:  # a model without a transformers config: no prefix reuse
@@ -226,7 +225,7 @@ def measure(
     `reuse_prefix=False` makes the copies at the model's input (the reference the tiled
     path is tested against); `regroup=False` forwards each batch padded as it came.
     """
-    objective = objective or objectives.get("ce")
+    objective = objective or objective_loss.get("ce")
     device = next(model.parameters()).device
     batches = [b.to(device) for b in batches]
     grouped = [length_groups(b) if regroup else [b] for b in batches]

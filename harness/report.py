@@ -1,20 +1,15 @@
 """`harness leaderboard`: results CSVs -> comparative table (CSV, Markdown) and plots.
 
-Honest selection: for each model x task x strategy x seed, the fraction is chosen on the
-validation rows and the *test* row of that fraction is reported; test never takes part in
-the choice. Groups without validation rows (runs with `--select-on none`) report every
-fraction as its own setting, marked `chosen_on = none`.
+Honest selection: for each model x task x strategy x seed (and fold, with `--folds`), the
+fraction is chosen on the validation rows and the *test* row of that fraction is reported;
+test never takes part in the choice. Groups without validation rows (runs with
+`--select-on none`, or one fraction) report every fraction as its own setting, marked
+`chosen_on = none`. Rows made with a different design (folds, evaluation limit, dtype) are
+never compared or chosen across: each design gets its own rows and verdict.
 
-Beating the unpruned model is not enough: a lucky random draw can do that. Every chosen row is
-also set against the **best baseline at the same budget** (the baseline strategy with the
-highest mean test value at that fraction), with a paired test on the same examples, and a
-method's seeds are tested against the seed distribution of every baseline run with several
-seeds at the same fraction (random-sv, and a method's own random control such as
-random-sv-budget-kinds), at each fraction its seeds chose. Equal budget is not the whole
-story either: a baseline that does best at another budget is also compared as a user would
-run it, at its own validation-chosen fraction (the unpruned model and the majority answer,
-which have no fraction, count too). The verdict (`verdicts`) names the methods that beat
-every baseline, both ways, with p < 0.05.
+What the rows are then compared with, and how a verdict is reached (paired effects with
+intervals over seeds and examples, Holm across methods, power), is harness/analysis.py and
+docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -25,33 +20,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import leaderboard, per_example
+from harness import analysis, leaderboard
+from harness.analysis import ALPHA, RULE_TEXT  # noqa: F401 (the board's rule, re-exported)
 from harness.errors import HarnessError, warn
-from harness.stats import paired_p_value, permutation_p_value, smallest_permutation_p
+from harness.plugins import registry
+from harness.recipes import recipe_name, variant_settings
 
-KEYS = ["model", "task", "strategy"]
-ALPHA = 0.05
-# used when the plugin that defined a strategy is not installed where the board is built
-KNOWN_BASELINES = {"none", "majority", "random-sv", "random-sv-nocomp", "smallest-sv",
-                   "smallest-sv-comp", "magnitude", "laser", "random-sv-budget-kinds"}
+KEYS = ["model", "task", "design", "strategy"]
 
 
-def baseline_names(strategies) -> set[str]:
-    """Strategies that are baselines (a method must beat them), per their plugins' declaration."""
-    from harness.strategy import recipe_name
-
+def baseline_names(strategies, rows: pd.DataFrame | None = None) -> set[str]:
+    """Strategies that are baselines (a method must beat them), per their plugins' declaration;
+    one whose plugin is not installed where the board is built keeps the role its `rows` recorded."""
     try:
-        from harness.plugins import registry
-
         table = registry().components["strategies"]
     except Exception:  # a broken plugin must not stop a board from being read
         table = {}
+    recorded = set() if rows is None or "role" not in rows else set(rows.strategy[rows.role == "baseline"])
 
     def is_baseline(name: str) -> bool:
-        name = recipe_name(name)  # a variant (`random-sv[matrices=all]`) is its recipe's kind
-        if name in table:
-            return table[name].value.baseline
-        return name in KNOWN_BASELINES
+        recipe = recipe_name(name)  # a variant (`random-sv[matrices=all]`) is its recipe's kind
+        if recipe in table:
+            return table[recipe].value.baseline
+        return name in recorded
 
     return {s for s in strategies if is_baseline(s)}
 
@@ -76,9 +67,13 @@ def load(paths: list[Path], model=None, task=None, strategy=None) -> pd.DataFram
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
     df = df.drop_duplicates(["config_hash", "split"], keep="last")
-    for column in ("nll", "nll_delta", "general_nll", "general_nll_delta"):  # older results lack them
-        if column not in df:
-            df[column] = np.nan
+    # results written before loss, folds, limit or dtype were recorded
+    for column, default in (("nll", np.nan), ("nll_delta", np.nan), ("folds", 0), ("fold", -1),
+                            ("limit", np.nan), ("dtype", ""), ("unit", ""),
+                            ("general_nll", np.nan), ("general_nll_delta", np.nan)):
+        df[column] = df[column].fillna(default) if column in df else default
+    df["folds"], df["fold"] = df.folds.astype(int), df.fold.astype(int)
+    df["design"] = analysis.design_labels(df)
     for column, wanted in (("model", model), ("task", task), ("strategy", strategy)):
         if wanted:
             keep = set(wanted)
@@ -92,9 +87,11 @@ def load(paths: list[Path], model=None, task=None, strategy=None) -> pd.DataFram
 
 
 def choose(df: pd.DataFrame) -> pd.DataFrame:
-    """One test row per (model, task, strategy, seed): the fraction that won on validation."""
+    """One test row per (model, task, design, strategy, seed, fold): the fraction that won on
+    validation, within that fold (its test fold never takes part in the choice)."""
     picked = []
-    for _, group in df.groupby(KEYS + ["seed"], sort=True):
+    df = df.assign(**{c: d for c, d in (("design", ""), ("fold", -1)) if c not in df})
+    for _, group in df.groupby(KEYS + ["seed", "fold"], sort=True):
         test = group[group.split == "test"]
         val = group[group.split == "validation"]
         if test.empty:
@@ -111,273 +108,87 @@ def choose(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(picked, ignore_index=True)
 
 
-def _examples(row) -> np.ndarray | None:
-    data = per_example.load(row.source, row.config_hash, row.split)
-    return None if data is None else data["metric"]
-
-
-def paired_with(r, rows: pd.DataFrame) -> tuple:
-    """(partner, paired p): `rows`' row of r's seed, else its lowest seed, and the paired test
-    of r against it on the same examples (nan without both per-example files)."""
-    rows = rows.sort_values("seed")
-    same_seed = rows[rows.seed == r.seed]
-    partner = (same_seed if len(same_seed) else rows).iloc[0]
-    mine, theirs = _examples(r), _examples(partner)
-    p = paired_p_value(theirs, mine) if mine is not None and theirs is not None else np.nan
-    return partner, p
-
-
-NO_PARTNER = ("", np.nan, np.nan)
-
-
-def best_paired(r, pool: pd.DataFrame) -> tuple[str, float, float]:
-    """(strategy of `pool` with the highest mean test value, that mean, r's paired p against
-    its rows); picked on test, which can only favour the one r is set against."""
-    if pool.empty:
-        return NO_PARTNER
-    means = pool.groupby("strategy").value.mean()
-    best = means.idxmax()
-    _, p = paired_with(r, pool[pool.strategy == best])
-    return best, means[best], p
-
-
-def against_best_baseline(df: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
-    """For each chosen test row: the best other baseline at the same fraction and a paired p.
-
-    "Best" is the baseline strategy with the highest mean test value over its seeds at that
-    fraction (picked on test, which can only favour the baseline). The paired test uses the
-    baseline's row of the same seed when it has one, else its first seed.
-    """
-    test = df[(df.split == "test") & (df.fraction > 0)]
-    baselines = baseline_names(set(df.strategy))
-    out = []
-    for r in chosen.itertuples():
-        pool = test[(test.model == r.model) & (test.task == r.task) & (test.fraction == r.fraction)
-                    & test.strategy.isin(baselines - {r.strategy})]
-        found = best_paired(r, pool) if r.fraction else NO_PARTNER
-        out.append(dict(zip(("best_baseline", "best_baseline_value", "p_vs_best"), found, strict=True)))
-    return chosen.reset_index(drop=True).join(pd.DataFrame(out))
-
-
-def against_method(chosen: pd.DataFrame, reference: str = "eigen",
-                   df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each chosen test row against `reference`'s chosen row of the same model, task and seed
-    (its first seed where it lacks that one), each at its own validation-chosen fraction: do
-    the new methods beat the paper's, as a user would run both? A paired p on the same examples.
-    A row run at a fixed fraction (--select-on none) where the reference was chosen on
-    validation is set against the reference's test row at that same fraction, from `df`."""
-    out = []
-    for r in chosen.itertuples():
-        pool = chosen[(chosen.model == r.model) & (chosen.task == r.task)
-                      & (chosen.strategy == reference) & (chosen.chosen_on == r.chosen_on)]
-        if pool.empty and r.chosen_on == "none" and df is not None:
-            pool = df[(df.split == "test") & (df.model == r.model) & (df.task == r.task)
-                      & (df.strategy == reference) & (df.fraction == r.fraction)]
-        if r.strategy == reference or pool.empty or r.fraction == 0:
-            out.append({f"{reference}_value": np.nan, f"p_vs_{reference}": np.nan})
-            continue
-        partner, p = paired_with(r, pool)
-        out.append({f"{reference}_value": partner.value, f"p_vs_{reference}": p})
-    return chosen.reset_index(drop=True).join(pd.DataFrame(out, index=range(len(chosen))))
-
-
-def against_tuned_baseline(chosen: pd.DataFrame) -> pd.DataFrame:
-    """Each chosen test row against the best baseline *as a user would run it*: at the
-    baseline's own validation-chosen fraction (the unpruned model included), paired seed by
-    seed. Equal budget alone can flatter a method: a baseline that does best at another
-    fraction is beaten only at the method's; a tuned-against-tuned win is the one a user gets.
-    "Best" is the highest mean test value over seeds (picked on test: it can only favour the
-    baseline)."""
-    baselines = baseline_names(set(chosen.strategy))
-    as_tuned = (chosen.chosen_on == "validation") | (chosen.fraction == 0)
-    tuned = chosen[chosen.strategy.isin(baselines) & as_tuned]
-    out = []
-    for r in chosen.itertuples():
-        pool = tuned[(tuned.model == r.model) & (tuned.task == r.task) & (tuned.strategy != r.strategy)]
-        found = NO_PARTNER if r.strategy in baselines else best_paired(r, pool)
-        out.append(dict(zip(("tuned_baseline", "tuned_baseline_value", "p_vs_tuned"), found, strict=True)))
-    return chosen.reset_index(drop=True).join(pd.DataFrame(out, index=range(len(chosen))))
-
-
-def seeds_vs_random(df: pd.DataFrame, g: pd.DataFrame, baselines: set[str]) -> tuple[float, int, str]:
-    """(largest permutation p of a strategy's chosen test values against the seeds of each
-    random control, the fewest seeds a control has, the controls faced). A random control is
-    any baseline with two seeds or more at a fraction the strategy's seeds chose: random-sv,
-    and the control a method brings for itself (random-sv-budget-kinds for the kinds search).
-    Testing only against random-sv would let a method that searches kinds pass against a
-    control that cannot. Where the seeds chose different fractions, each fraction's controls
-    are faced: a method is not told apart from random directions because it was compared at
-    the fraction that suits it."""
-    own = g.strategy.iloc[0]
-    test = df[(df.split == "test") & (df.model == g.model.iloc[0]) & (df.task == g.task.iloc[0])
-              & df.strategy.isin(baselines - {own}) & df.fraction.isin(set(g.fraction))]
-    by_control = test.groupby(["strategy", "fraction"])
-    seeds = by_control.seed.nunique()
-    controls = seeds[seeds >= 2]
-    if controls.empty:  # nothing with a seed distribution: how many seeds the best-seeded has
-        return np.nan, int(seeds.max()) if len(seeds) else 0, ""
-    names = ", ".join(sorted(set(controls.index.get_level_values("strategy"))))
-    if len(g) < 2:
-        return np.nan, int(controls.min()), names
-    mine = g.value.to_numpy()
-    ps = [permutation_p_value(mine, by_control.get_group(key).value.to_numpy()) for key in controls.index]
-    return (np.nan if np.isnan(ps).all() else float(np.nanmax(ps))), int(controls.min()), names
+def strategy_flags(rows: pd.DataFrame) -> dict[str, tuple[bool, bool]]:
+    """{strategy: (is a baseline, is seeded)} as its plugin declares; a strategy whose plugin is
+    not installed where the board is built keeps its recorded role and is taken as seeded (the
+    rule then asks it for seeds rather than assume it has no seed noise)."""
+    try:
+        registered = registry().components["strategies"]
+    except Exception:  # a broken plugin must not stop a board from being read
+        registered = {}
+    strategies = sorted(set(rows.strategy))
+    baselines = baseline_names(strategies, rows)
+    flags = {}
+    for name in strategies:
+        recipe = registered.get(recipe_name(name))
+        # a variant can be seeded where its recipe is not: bench marks it so when the seed can
+        # move its scores (another scorer, objective or compensation draws a calibration sample)
+        moved = {"scorer", "objective", "compensate"} & set(variant_settings(name))
+        seeded = recipe is None or recipe.value.seeded or bool(moved)
+        flags[name] = (name in baselines, bool(seeded))
+    return flags
 
 
 def table(df: pd.DataFrame) -> pd.DataFrame:
-    chosen = against_tuned_baseline(against_method(against_best_baseline(df, choose(df)), df=df))
+    """The board: one row per (model, task, design, strategy, setting); its verdicts, one per
+    (model, task, design), ride along in `attrs` (`verdict_table`). See harness/analysis.py."""
+    chosen = choose(df)
     setting = np.where(chosen.chosen_on == "none", chosen.fraction.astype(str), "chosen")
     chosen = chosen.assign(setting=setting)
-    baselines = baseline_names(set(df.strategy))
-    rows = []
-    for (model, task, strategy, _setting), g in chosen.groupby(KEYS + ["setting"], sort=True):
-        has_best = g.best_baseline.astype(bool)
-        p_random, random_seeds, controls = seeds_vs_random(df, g, baselines)
-        rows.append({
-            "model": model, "task": task, "strategy": strategy,
-            "role": "baseline" if strategy in baselines else "method",
-            "fraction": ", ".join(f"{f:g}" for f in sorted(set(g.fraction))),
-            "chosen_on": "-" if (g.fraction == 0).all() else g.chosen_on.iloc[0],
-            "metric": g.metric.iloc[0], "split": "test",
-            "value_mean": g.value.mean(), "value_std": g.value.std(ddof=1) if len(g) > 1 else 0.0,
-            "delta_mean": g.delta.mean(), "p_value_median": g.p_value.median(),
-            "best_baseline": g.best_baseline[has_best].mode().iloc[0] if has_best.any() else "",
-            "delta_vs_best_mean": (g.value - g.best_baseline_value).mean(),
-            "p_vs_best_median": g.p_vs_best.median(),
-            "p_seeds_vs_random": p_random, "random_seeds": random_seeds, "random_controls": controls,
-            "tuned_baseline": g.tuned_baseline.iloc[0],
-            "delta_vs_tuned_mean": (g.value - g.tuned_baseline_value).mean(),
-            "p_vs_tuned_median": g.p_vs_tuned.median(),
-            "delta_vs_eigen_mean": (g.value - g.eigen_value).mean(),
-            "p_vs_eigen_median": g.p_vs_eigen.median(),
-            "nll_mean": g.nll.mean(), "nll_delta_mean": g.nll_delta.mean(),
-            "general_nll_delta_mean": g.general_nll_delta.mean(),
-            "seeds": len(g), "n": int(g.n.iloc[0]), "n_pruned": int(g.n_pruned.median()),
-        })
-    out = pd.DataFrame(rows)
-    return out.sort_values(["model", "task", "value_mean"], ascending=[True, True, False])
+    # a strategy recorded under several names would be judged twice; flags come from plugins
+    t, verdict_rows = analysis.board(df, chosen, strategy_flags(df))
+    t.attrs["verdicts"] = verdict_rows
+    return t
+
+
+def verdict_table(t: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, task, design): the best method, its effects with intervals against
+    the best baseline at equal budget and as tuned, WIN / NO WIN / UNDERPOWERED and why."""
+    return t.attrs.get("verdicts", pd.DataFrame())
 
 
 def verdicts(t: pd.DataFrame) -> list[str]:
-    """In words, per (model, task): which method, if any, beats every baseline with p < ALPHA.
-
-    A method must be above the best equal-budget baseline with a paired p < ALPHA (median over
-    seeds), and, where a baseline (random-sv, a method's own random control) was run with
-    several seeds at its fraction, its own seeds (two at least) must also differ from each such
-    baseline's seed distribution with p < ALPHA. One whose seeds, or a control's, are too few
-    for that test to reach ALPHA at all is named as one to replicate.
-    Last, it must be above the best baseline at that baseline's own validation-chosen fraction
-    (the unpruned model included) with a paired p < ALPHA; one that passes the rest but not
-    this is named as winning at equal budget only.
-
-    The seed-for-seed test is the median of the per-seed paired p values, not one test pooled
-    over seeds (a stratified McNemar): every seed is scored on the same test examples, so the
-    strata are not independent, and pooling would count each example once per seed, a power
-    the data do not have. Variation between seeds is the across-seeds test's job.
-    """
-    lines = []
-    for (model, task), g in t.groupby(["model", "task"], sort=True):
-        candidates = g[g.role == "method"]
-        chosen = candidates[candidates.chosen_on != "none"]
-        # a method run at one fixed fraction only (--select-on none) is judged there, and said
-        # so; one with several fixed fractions and no chosen row would be picked on test: not
-        # judged, unless no method was chosen on validation at all
-        fixed_rows = candidates[(candidates.chosen_on == "none") & ~candidates.strategy.isin(chosen.strategy)]
-        once = fixed_rows[fixed_rows.groupby("strategy").strategy.transform("size") == 1]
-        methods = pd.concat([chosen, once]) if len(chosen) else candidates
-        fixed = "" if len(chosen) or methods.empty else " (at a fixed fraction, not chosen on validation)"
-
-        def at(r, mixed: bool = len(chosen) > 0) -> str:  # where a method's row was taken
-            return f"{r.fraction} (fixed)" if mixed and r.chosen_on == "none" else f"{r.fraction}"
-
-        paired = [r for r in methods.itertuples() if r.delta_vs_best_mean > 0 and r.p_vs_best_median < ALPHA]
-        # too few seeds against a control's several draws for the across-seeds test to reach
-        # ALPHA (one seed, or 2 against 4): a lucky draw of the method is as likely as one of
-        # the control, and the test could not have said otherwise: not a win until replicated
-        unreplicated = [r for r in paired if r.random_seeds >= 2
-                        and smallest_permutation_p(r.seeds, r.random_seeds) >= ALPHA]
-        across = [r for r in paired if r not in unreplicated and not (r.p_seeds_vs_random >= ALPHA)]
-        # ... and it must beat the best baseline as tuned on validation too (the unpruned model
-        # included), or the win is only the equal budget's
-        winners = [r for r in across if not r.tuned_baseline
-                   or (r.delta_vs_tuned_mean > 0 and r.p_vs_tuned_median < ALPHA)]
-        equal_only = [r for r in across if r not in winners]
-        tuned_part = (" Above every baseline at equal budget, but not above the best baseline "
-                      "as a user would run it (at its own validation-chosen fraction, or as it is "
-                      f"for the unpruned model and the majority answer) with p < {ALPHA}: "
-                      + "; ".join(f"{r.strategy} at {at(r)} ({100 * r.delta_vs_tuned_mean:+.2f} "
-                                  f"points vs {r.tuned_baseline} as tuned, paired p = "
-                                  f"{r.p_vs_tuned_median:.3g})" for r in equal_only) + "."
-                      if equal_only else "")
-        versus_eigen = [r for r in methods.itertuples()
-                        if r.delta_vs_eigen_mean > 0 and r.p_vs_eigen_median < ALPHA]
-        eigen_part = (
-            " Against eigen (each at its own chosen fraction, paired on the same examples): "
-            + ("; ".join(f"{r.strategy} is better (+{100 * r.delta_vs_eigen_mean:.2f} points, "
-                         f"p = {r.p_vs_eigen_median:.3g})" for r in versus_eigen)
-               if versus_eigen else f"no method is better with p < {ALPHA}") + "."
-            if methods.strategy.ne("eigen").any() and (methods.strategy == "eigen").any() else "")
-        pending = (" Above the best baseline seed for seed but with too few seeds (its own or "
-                   f"a random control's) for the across-seeds test to reach p < {ALPHA}, so not "
-                   "judged across seeds (replicate them): "
-                   + "; ".join(f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points "
-                               f"over {r.best_baseline}, paired p = {r.p_vs_best_median:.3g}, "
-                               f"{_seeds(r.seeds)} vs {r.random_seeds} of {r.random_controls}: "
-                               f"smallest attainable p {smallest_permutation_p(r.seeds, r.random_seeds):.2g})"
-                               for r in unreplicated) + "."
-                   if unreplicated else "")
-        if winners:
-            said = "; ".join(
-                f"{r.strategy} at {at(r)} (+{100 * r.delta_vs_best_mean:.2f} points over "
-                f"{r.best_baseline}, paired p = {r.p_vs_best_median:.3g}"
-                + ("" if np.isnan(r.p_seeds_vs_random) else
-                   f", seeds vs {r.random_controls} p = {r.p_seeds_vs_random:.3g}") + ")" for r in winners)
-            lines.append(f"{model} / {task}: beats every baseline{fixed}: {said}.{tuned_part}{pending}"
-                         f"{eigen_part}")
-        elif methods.empty:
-            lines.append(f"{model} / {task}: no method (non-baseline strategy) was run.")
-        else:
-            best = methods.sort_values("value_mean", ascending=False).iloc[0]
-            lines.append(
-                f"{model} / {task}: no method beats every baseline with p < {ALPHA}{fixed} (best method "
-                f"{best.strategy} at {at(best)}: {100 * best.delta_vs_best_mean:+.2f} points vs "
-                f"{best.best_baseline or 'no baseline'} at equal budget, paired p = "
-                f"{best.p_vs_best_median:.3g}"
-                + ("" if np.isnan(best.p_seeds_vs_random) else
-                   f"; seeds vs {best.random_controls} p = {best.p_seeds_vs_random:.3g}")
-                + (f"; {100 * best.delta_vs_tuned_mean:+.2f} points vs {best.tuned_baseline} as "
-                   f"tuned, paired p = {best.p_vs_tuned_median:.3g}" if best.tuned_baseline else "")
-                + f").{tuned_part}{pending}{eigen_part}")
-    return lines
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed" + ("" if n == 1 else "s")
+    """The verdicts in words, one line per (model, task, design)."""
+    found = verdict_table(t)
+    return [] if found.empty else list(found.line)
 
 
 def _num(value: float, fmt: str) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
 
 
+def _interval(mean: float, low: float, high: float) -> str:
+    """A value with its 95% interval in points; '-' where there is none."""
+    if mean != mean:
+        return "-"
+    if low != low:
+        return f"{100 * mean:+.2f}"
+    return f"{100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
 def markdown(t: pd.DataFrame) -> str:
-    lines = ["| model | task | strategy | fraction (chosen on) | test " + str(t.metric.iloc[0])
-             + " (mean ± std) | Δ vs none | p vs none | best baseline (equal budget) | Δ vs it "
-             "| p vs it | p seeds vs random controls | best baseline (as tuned) | Δ vs it | p vs it "
-             "| Δ vs eigen | p vs eigen | NLL | ΔNLL | seeds | n |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in t.itertuples():
-        lines.append(
-            f"| {r.model} | {r.task} | {r.strategy} | {r.fraction} ({r.chosen_on}) | "
-            f"{100 * r.value_mean:.2f} ± {100 * r.value_std:.2f} | {100 * r.delta_mean:+.2f} | "
-            f"{r.p_value_median:.3g} | {r.best_baseline or '-'} | "
-            f"{_num(100 * r.delta_vs_best_mean, '+.2f')} | {_num(r.p_vs_best_median, '.3g')} | "
-            f"{_num(r.p_seeds_vs_random, '.3g')} | {r.tuned_baseline or '-'} | "
-            f"{_num(100 * r.delta_vs_tuned_mean, '+.2f')} | {_num(r.p_vs_tuned_median, '.3g')} | "
-            f"{_num(100 * r.delta_vs_eigen_mean, '+.2f')} | "
-            f"{_num(r.p_vs_eigen_median, '.3g')} | {_num(r.nll_mean, '.3f')} | "
-            f"{_num(r.nll_delta_mean, '+.3f')} | {r.seeds} | {r.n} |")
-    lines += ["", "Verdict (fraction chosen on validation, test reported, alpha = 0.05):", ""]
+    """The verdicts first, then the rule, then the table (intervals are 95%, in points)."""
+    lines = ["Verdicts (one per model, task and design):", ""]
     lines += [f"- {line}" for line in verdicts(t)]
+    lines += ["", f"The rule: {RULE_TEXT}", ""]
+    lines += ["| model | task | design | strategy | fraction (chosen on) | test " + str(t.metric.iloc[0])
+              + " [95% interval] | seeds | best baseline (equal budget) | Δ vs it [95%] | p "
+              "| best baseline (as tuned) | Δ vs it [95%] | p | Δ vs eigen [95%] | p | Holm p "
+              "| verdict | NLL | ΔNLL |",
+              "|" + "---|" * 19]
+    for r in t.itertuples():
+        value = (f"{100 * r.value_mean:.2f}" + ("" if r.value_low != r.value_low else
+                                                 f" [{100 * r.value_low:.2f}, {100 * r.value_high:.2f}]"))
+        lines.append(
+            f"| {r.model} | {r.task} | {r.design} | {r.strategy} | {r.fraction} ({r.chosen_on}) | {value} | "
+            f"{r.seeds} | {r.best_baseline or '-'} | "
+            f"{_interval(r.delta_vs_best_mean, r.delta_vs_best_low, r.delta_vs_best_high)} | "
+            f"{_num(r.p_vs_best, '.2g')} | {r.tuned_baseline or '-'} | "
+            f"{_interval(r.delta_vs_tuned_mean, r.delta_vs_tuned_low, r.delta_vs_tuned_high)} | "
+            f"{_num(r.p_vs_tuned, '.2g')} | "
+            f"{_interval(r.delta_vs_eigen_mean, r.delta_vs_eigen_low, r.delta_vs_eigen_high)} | "
+            f"{_num(r.p_vs_eigen, '.2g')} | {_num(r.p_holm, '.2g')} | {r.verdict or '-'} | "
+            f"{_num(r.nll_mean, '.3f')} | {_num(r.nll_delta_mean, '+.3f')} |")
     return "\n".join(lines) + "\n"
 
 

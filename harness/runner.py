@@ -27,13 +27,15 @@ from harness.bench import (
     eval_splits,
     pick,
     resolve_strategies,
+    select_on,
+    task_view,
     tests_chosen_only,
     versions,
 )
 from harness.decompositions import basis_key
 from harness.edits import Edit, snapshot
 from harness.errors import HarnessError
-from harness.export import mask_report
+from harness.export import mask_report, save_pruned
 from harness.strategy import PruneRequest, spectral_apply
 from harness.work import BaselineDone, BaselineJob, Cell, CellDone, Event, Job, JobFailed
 
@@ -68,10 +70,12 @@ class CellRunner:
     """One worker's state: model, lm-eval wrapper, SVD cache, (task, seed) caches."""
 
     def __init__(self, cfg: BenchConfig) -> None:
-        self.cfg = cfg
-        self.strategies = {s.name: s for s in resolve_strategies(cfg)}
-        self.manager, self.tasks = task_lib.load(list(dict.fromkeys([*cfg.tasks, *cfg.also_eval])),
-                                                 cfg.tasks_dir, cfg.data_dir)
+        strategies = resolve_strategies(cfg)
+        self.cfg = cfg = dataclasses.replace(cfg, select_on=select_on(cfg, strategies))
+        self.strategies = {s.name: s for s in strategies}
+        self.manager, self.loaded = task_lib.load(list(dict.fromkeys([*cfg.tasks, *cfg.also_eval])),
+                                                  cfg.tasks_dir, cfg.data_dir)
+        self.views: dict[str, object] = {}
         self.needs_matrices = any(s.uses_fraction for s in self.strategies.values())
         self.loads = 0
         self._load()
@@ -111,17 +115,23 @@ class CellRunner:
         if weights_digest(self.model) != self.digest:
             self._load()
 
+    def task(self, slot: str):
+        """The Task object of a slot (a task, or one fold of it), built once per worker."""
+        if slot not in self.views:
+            self.views[slot] = task_view(self.loaded[task_lib.parse_slot(slot)[0]], slot)
+        return self.views[slot]
+
     def run(self, job: Job) -> Iterator[Event]:
         if isinstance(job, BaselineJob):
             try:
-                splits = eval_splits(self.tasks[job.task], self.cfg.select_on)
+                splits = eval_splits(self.task(job.task), self.cfg.select_on)
                 event = BaselineDone(job.task, {sp: self.baseline(job.task, sp) for sp in splits},
                                      self.stamp, general_nll=self.general_base())
             except Exception as exc:
                 event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
             yield event
             return
-        splits = eval_splits(self.tasks[job.task], self.cfg.select_on)
+        splits = eval_splits(self.task(job.task), self.cfg.select_on)
         if tests_chosen_only(self.cfg, splits, self.strategies[job.cells[0].strategy]):
             yield from self.run_chosen(job.cells)
             return
@@ -136,7 +146,7 @@ class CellRunner:
     def baseline(self, task_name: str, split: str) -> evaluate.EvalResult:
         """The unpruned model on `split`, from the on-disk cache when these exact weights were
         evaluated the same way before (`--force` evaluates again and refreshes the cache)."""
-        cfg, task = self.cfg, self.tasks[task_name]
+        cfg, task = self.cfg, self.task(task_name)
         key = baseline_cache.key(self.digest, task, split, cfg.limit, {
             "dtype": cfg.dtype, "device": str(self.model.device), "batch_size": cfg.batch_size,
             "data_dir": cfg.data_dir, **versions()})
@@ -176,7 +186,7 @@ class CellRunner:
         yield from done
 
     def run_cell(self, cell: Cell, splits: list[str] | None = None) -> CellDone:
-        cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]
+        cfg, s, task = self.cfg, self.strategies[cell.strategy], self.task(cell.task)
         config = cell_config(cfg, cell.task, s, cell.seed, cell.fraction)
         start = time.perf_counter()
         if s.answerer is not None:
@@ -207,8 +217,6 @@ class CellRunner:
                 general_nll = general.nll(self.model, self.probe)
                 transfer = self.transfer(cell.task) if cfg.also_eval and splits != ["validation"] else {}
                 if cfg.save is not None:
-                    from harness.export import save_pruned
-
                     save_pruned(self.model, self.tokenizer, matrices, edit, cfg.save, meta=config)
             finally:
                 edit.restore()
@@ -232,9 +240,9 @@ class CellRunner:
 
         out = {}
         for name in self.cfg.also_eval:
-            if name == own:
+            if name == task_lib.parse_slot(own)[0]:
                 continue
-            task = self.tasks[name]
+            task = self.task(name)
             split = task_lib.eval_split(task)
             r = evaluate.run(self.lm, task, split, self.cfg.limit, self.manager)
             base = self.baseline(name, split)
@@ -246,7 +254,7 @@ class CellRunner:
     def run_reference(self, cell: Cell, config: dict, splits: list[str] | None, start: float) -> CellDone:
         """A model-free reference (the majority answer): its own LM answers every split. It has
         no likelihood of the target, so its NLL is left out rather than made up."""
-        cfg, s, task = self.cfg, self.strategies[cell.strategy], self.tasks[cell.task]
+        cfg, s, task = self.cfg, self.strategies[cell.strategy], self.task(cell.task)
         lm = s.answerer(task)
         results = {sp: dataclasses.replace(evaluate.run(lm, task, sp, cfg.limit, self.manager),
                                            nll_per_example=None)

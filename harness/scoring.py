@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from harness import objectives
+from harness import objective_loss
 from harness.calibration import Batch, target_logits
 from harness.errors import HarnessError
 from harness.matrices import Matrix
@@ -60,7 +60,7 @@ class ScoringContext:
     batches: list[Batch]
     seed: int = 0
     _means: dict[str, torch.Tensor] | None = field(default=None, repr=False)
-    objective: str = "ce"  # the loss scores estimate (harness/objectives.py)
+    objective: str = "ce"  # the loss scores estimate (harness/objective_loss.py)
 
     @property
     def device(self) -> torch.device:
@@ -96,7 +96,7 @@ class ScoringContext:
                         logits, labels = target_logits(
                             self.model, batch.labels, inputs_embeds=embeds,
                             attention_mask=batch.attention_mask, use_cache=False)
-                        loss = objectives.batch_loss(self.objective, logits, labels)
+                        loss = objective_loss.batch_loss(self.objective, logits, labels)
                         if not bool(torch.isfinite(loss)):
                             raise NonFiniteLoss(
                                 f"calibration loss is {loss.item()} on batch {index + 1} of "

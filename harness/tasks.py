@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from eigenharness_tasks import TASKS_DIR
+
+from harness.atomic import replacing
 from harness.errors import HarnessError
 
 
 def shipped_dir() -> Path:
-    from eigenharness_tasks import TASKS_DIR
-
     return TASKS_DIR
 
 
@@ -36,7 +37,7 @@ def lmeval_prompt_dir() -> Path:
     """
     import lm_eval
 
-    from harness.models import home
+    from harness.models import home  # deferred: models imports torch; `harness tasks` is torch-free
 
     root = Path(lm_eval.__file__).parent / "tasks"
     data_module = shipped_dir() / "superglue" / "superglue"
@@ -48,9 +49,8 @@ def lmeval_prompt_dir() -> Path:
                 "training_split: train\nvalidation_split: validation\ntest_split: test\n")
         target = out / f"{name}.yaml"
         if (root / rel).is_file() and (not target.is_file() or target.read_text() != text):
-            tmp = target.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(target)
+            with replacing(target) as f:
+                f.write(text.encode())
     return out
 
 
@@ -164,3 +164,114 @@ def shipped(tasks_dir: str | None = None, include_defaults: bool = False) -> lis
 
     manager = TaskManager(include_path=include, include_defaults=include_defaults)
     return manager.all_subtasks
+
+
+# Folds: fixed assignment, whatever the run's seeds, so every strategy and seed meets the same
+# test examples in the same fold (paired tests need that).
+FOLD_SEED = 0
+DEFAULT_VALIDATION_SHARE = 0.2  # of the non-test folds, where the task has no split to copy
+
+
+def _docs(task, split: str) -> list[dict]:
+    return list({"train": task.training_docs, "validation": task.validation_docs,
+                 "test": task.test_docs}[split]())
+
+
+def labelled_docs(task) -> list[dict]:
+    """Every document of every split, in split order, less those without a gold answer.
+
+    For the shipped arithmetic tasks that is all of them; for SuperGLUE train + validation
+    (the harness's test split is SuperGLUE validation); for an lm-eval task whose test split
+    is unlabelled (a hub SuperGLUE's gold is -1), that split drops out here.
+    """
+    docs = [doc for split in splits(task) for doc in _docs(task, split)]
+    if task.OUTPUT_TYPE != "multiple_choice":
+        return docs
+    kept = []
+    for doc in docs:
+        try:
+            if gold_index(task, doc) >= 0:
+                kept.append(doc)
+        except (HarnessError, ValueError, TypeError, IndexError):
+            continue
+    return kept
+
+
+def fold_of(task, docs: list[dict], folds: int):
+    """Each document's fold, 0..folds-1: a seeded shuffle dealt round-robin, so folds differ in
+    size by one at most; for multiple-choice tasks dealt class by class, so each fold keeps
+    the classes' shares (CB's 'neither' is 5 of 56: an unstratified fold could lack it)."""
+    import numpy as np
+
+    order = np.random.default_rng(FOLD_SEED).permutation(len(docs))
+    if task.OUTPUT_TYPE == "multiple_choice":
+        gold = np.array([gold_index(task, docs[i]) for i in order])
+        order = order[np.argsort(gold, kind="stable")]
+    assignment = np.empty(len(docs), dtype=int)
+    assignment[order] = np.arange(len(docs)) % folds
+    return assignment
+
+
+def validation_share(task) -> float:
+    """The share of the non-test documents the task itself holds out for validation."""
+    has = splits(task)
+    if "train" in has and "validation" in has:
+        n_train, n_val = len(_docs(task, "train")), len(_docs(task, "validation"))
+        return n_val / (n_train + n_val)
+    return DEFAULT_VALIDATION_SHARE
+
+
+def slot(name: str, fold: int | None = None, folds: int | None = None) -> str:
+    """A task slot: the task, or one fold of it (`int_mult@2/5`). Jobs, cells and the
+    per-(task, seed) caches are keyed by slot, so a fold travels everywhere a task does."""
+    return name if fold is None else f"{name}@{fold}/{folds}"
+
+
+def parse_slot(value: str) -> tuple[str, int | None, int | None]:
+    """(task name, fold, folds) of a slot; fold and folds are None for a whole task."""
+    name, at, rest = value.rpartition("@")
+    if not at:
+        return value, None, None
+    fold, _, folds = rest.partition("/")
+    return name, int(fold), int(folds)
+
+
+def folded(task, folds: int, fold: int):
+    """A view of `task` for cross-fitted evaluation: fold `fold` of `folds` is its test split;
+    the other folds give validation (the task's own validation share of them) and train
+    (calibration and scoring). Every labelled document is tested exactly once over the folds,
+    which is what lets a comparison use all of them instead of the paper's one test split.
+
+    The view holds its documents itself (lm-eval reads `dataset[split]`), already processed,
+    so the task's `process_docs` is not applied twice; the fold is written into the config's
+    metadata, which the baseline cache's key includes.
+    """
+    import datasets
+    import numpy as np
+
+    if folds < 2:
+        raise HarnessError(f"--folds {folds} must be at least 2 (or leave it out: the task's own split)")
+    if not 0 <= fold < folds:
+        raise HarnessError(f"fold {fold} is outside 0..{folds - 1}")
+    docs = labelled_docs(task)
+    if len(docs) < folds:
+        raise HarnessError(f"task '{task.config.task}' has {len(docs)} labelled documents, "
+                           f"fewer than --folds {folds}")
+    assignment = fold_of(task, docs, folds)
+    order = np.random.default_rng(FOLD_SEED + 1).permutation(len(docs))  # who goes to validation
+    rest = [i for i in order if assignment[i] != fold]
+    n_val = round(validation_share(task) * len(rest))
+    parts = {"test": [docs[i] for i in np.flatnonzero(assignment == fold)],
+             "validation": [docs[i] for i in sorted(rest[:n_val])],
+             "train": [docs[i] for i in sorted(rest[n_val:])]}
+    config = copy.copy(task.config)
+    config.training_split, config.test_split = "train", "test"
+    config.validation_split = "validation" if parts["validation"] else None
+    config.process_docs = None
+    config.metadata = {**(config.metadata or {}), "fold": f"{fold}/{folds}"}
+    view = copy.copy(task)
+    view._config = config
+    view.dataset = datasets.DatasetDict(
+        {name: datasets.Dataset.from_list(rows) for name, rows in parts.items() if rows})
+    view._training_docs = None
+    return view

@@ -23,7 +23,11 @@ from typing import Any
 
 import torch
 
+from harness import plugins as plugin_lib
+from harness import selection, spectral
 from harness.calibration import IGNORE, Batch
+from harness.scoring import ScoringContext
+from harness.tiny_models import instantiate
 
 VOCAB = ["<pad>", "<eos>"] + list(string.digits + string.ascii_letters + " +=.,:?!'-\n")
 FAMILIES = ["gpt2", "llama", "phi", "qwen2"]
@@ -64,8 +68,6 @@ def tiny_config(family: str):
 def tiny_model(family: str = "llama", dtype: torch.dtype = torch.float64, seed: int = 0):
     """A randomly initialised tiny model in eval mode, with random biases (so bias handling
     is really exercised); float64 by default, so tests can compare tightly."""
-    from harness.tiny_models import instantiate
-
     return instantiate(tiny_config(family), dtype, seed)
 
 
@@ -103,8 +105,6 @@ def random_batches(n_batches: int = 2, batch: int = 3, length: int = 6, seed: in
 def registry_with(*plugins: Any) -> Iterator[Any]:
     """The process-wide registry with the built-ins and `plugins` (modules or objects with
     `@hookimpl` functions) loaded, as `harness bench` would see them; restored afterwards."""
-    from harness import plugins as plugin_lib
-
     saved = plugin_lib._registry
     pm, versions = plugin_lib.make_plugin_manager()
     for plugin in plugins:
@@ -122,9 +122,6 @@ def registry_with(*plugins: Any) -> Iterator[Any]:
 def scoring_context(model, matrices: str = "k", batches: list[Batch] | None = None, seed: int = 0):
     """The `ScoringContext` a scorer gets in a run: `matrices` (selector names, as
     `--matrices`) of `model`, their SVDs, and calibration batches (random ones by default)."""
-    from harness import selection, spectral
-    from harness.scoring import ScoringContext
-
     chosen = selection.select(selection.candidates(model), matrices)
     factors = spectral.SpectrumCache().get(chosen)
     return ScoringContext(model, chosen, factors, batches if batches is not None else random_batches(),

@@ -30,7 +30,6 @@ import torch
 from harness import hookimpl, spectral
 from harness.edits import Edit
 from harness.errors import HarnessError
-from harness.plugins import registry
 from harness.strategy import PruneRequest, Strategy
 
 DEFAULT_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
@@ -58,7 +57,6 @@ def budget_apply(request: PruneRequest, by_kind: bool = False) -> Edit:
     limit = request.options.get("search_limit") or OPTIONS["search_limit"]
     split = request.search_split()
     grid = search_grid(request.fraction, request.options.get("budget_grid") or DEFAULT_GRID)
-    pruner = registry().get("pruners", strategy.pruner)
     scores, seconds = request.scores(strategy.scorer)  # once: a matrix's scores ignore the others'
     factors = request.factors()
     means = request.input_means() if strategy.compensate else None
@@ -67,7 +65,7 @@ def budget_apply(request: PruneRequest, by_kind: bool = False) -> Edit:
     def prune(group: str, fraction: float) -> Edit:
         ids = [m.id for m in groups[group]]
         keep = {i: torch.ones_like(s, dtype=torch.bool) for i, s in scores.items()}
-        keep.update(pruner({i: scores[i] for i in ids}, fraction, request.options))
+        keep.update(request.prune({i: scores[i] for i in ids}, fraction))
         return spectral.prune(request.matrices, factors, keep, means)
 
     first = next(iter(groups))

@@ -13,11 +13,16 @@ fresh actor replaces it and only the cells that did not come back are resubmitte
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Iterator
 
-from harness import hookimpl
+import torch
+
+from harness import hookimpl, plugins
+from harness.cli import _quiet
 from harness.errors import HarnessError
+from harness.runner import CellRunner
 from harness.work import BaselineJob, CellDone, ExecutorOptions, Job, JobFailed, WorkerLost, unfinished
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'eigenharness[ray]'"
@@ -34,8 +39,6 @@ class LocalExecutor:
         self.runner = None
 
     def setup(self, config, n_jobs: int) -> None:
-        from harness.runner import CellRunner
-
         self.runner = CellRunner(config)
 
     def launch(self, jobs: list[Job]) -> Iterator:
@@ -48,20 +51,15 @@ class LocalExecutor:
 
 def _extra_plugins() -> list[tuple[str, object]]:
     """Plugins registered in this process by hand (not from an entry point), for the workers."""
-    from harness.plugins import registry
-
-    reg = registry()
-    return [(name, plugin) for name, plugin in reg.pm.list_name_plugin() if name not in reg.versions]
+    loaded = {ep.name for ep in importlib.metadata.entry_points(group=plugins.GROUP)}
+    loaded |= set(plugins.builtin_modules())
+    return [(name, plugin) for name, plugin in plugins.registry().pm.list_name_plugin() if name not in loaded]
 
 
 class _Worker:
     """The body of a Ray actor: one CellRunner, built by `start` so its errors come back as text."""
 
     def __init__(self, extra_plugins: list[tuple[str, object]], cpus: float) -> None:
-        import torch
-
-        from harness import plugins
-
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         torch.set_num_threads(max(1, int(cpus)))
         if extra_plugins:
@@ -73,9 +71,6 @@ class _Worker:
         self.runner = None
 
     def start(self, config) -> str | None:
-        from harness.cli import _quiet
-        from harness.runner import CellRunner
-
         if not os.environ.get("EIGENHARNESS_DEBUG"):
             _quiet()
         try:
@@ -98,7 +93,7 @@ class RayExecutor:
 
     def __init__(self, options: ExecutorOptions) -> None:
         try:
-            import ray
+            import ray  # deferred: Ray is an optional extra, needed only by this executor
         except ImportError:
             raise HarnessError(INSTALL_HINT) from None
         self.ray = ray

@@ -15,14 +15,11 @@ the round's own model. The Edit restores every round in reverse order, bit for b
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from harness import hookimpl, spectral
 from harness.edits import Edit
 from harness.errors import HarnessError
-from harness.plugins import registry
 from harness.scoring import ScoringContext
 from harness.strategy import PruneRequest, Strategy
 
@@ -43,9 +40,6 @@ def iterative_apply(request: PruneRequest) -> Edit:
     rounds = ROUNDS if rounds is None else int(rounds)
     if rounds < 1:
         raise HarnessError(f"option rounds must be >= 1, got {rounds}")
-    reg = registry()
-    pruner = reg.get("pruners", strategy.pruner)
-    scorer = reg.get("scorers", strategy.scorer)
     factors = request.factors()
     keep = {m.id: torch.ones(factors[m.id].S.shape, dtype=torch.bool) for m in request.matrices}
     edits: list[Edit] = []
@@ -63,13 +57,11 @@ def iterative_apply(request: PruneRequest) -> Edit:
                            for i, f in factors.items()}
                 ctx = ScoringContext(request.model, request.matrices, current, request.batches,
                                      request.seed, objective=request.objective)
-                start = time.perf_counter()
-                scores = scorer(ctx)
-                seconds = time.perf_counter() - start
+                scores, seconds = request.score(ctx)
                 means = ctx.input_means() if strategy.compensate else None
             scoring_seconds += seconds
             ranked = {i: s.masked_fill(~keep[i].to(s.device), -torch.inf) for i, s in scores.items()}
-            step = pruner(ranked, request.fraction * r / rounds, request.options)
+            step = request.prune(ranked, request.fraction * r / rounds)
             new_keep = {i: keep[i] & step[i].cpu() for i in keep}  # never un-prune
             drop = {i: keep[i] & ~new_keep[i] for i in keep}
             edits.append(spectral.prune(request.matrices, factors, {i: ~d for i, d in drop.items()},
@@ -81,7 +73,7 @@ def iterative_apply(request: PruneRequest) -> Edit:
         _undo_all(edits)()
         raise
 
-    one_shot = pruner(first_scores, request.fraction, request.options)
+    one_shot = request.prune(first_scores)
     pruned = sum(int((~k).sum()) for k in keep.values())
     shared = sum(int((~k & ~one_shot[i].cpu()).sum()) for i, k in keep.items())
     edit = Edit(restore=_undo_all(edits), n_pruned=pruned,

@@ -2,14 +2,14 @@
 
 A baseline a pruned model must beat as much as the unpruned one: on CB, a model pushed to
 prefer "contradiction" climbs towards the 50% this gets without reading a word (see
-harness/majority.py). Seed-free and budget-free, it runs once per task like `none`, and the
+harness/majority_answer.py). Seed-free and budget-free, it runs once per task like `none`, and the
 leaderboard sets every method against it as one of the baselines "as tuned".
 """
 
 from __future__ import annotations
 
 from harness import hookimpl
-from harness.majority import majority_lm
+from harness.majority_answer import majority_lm
 from harness.strategy import Strategy
 
 

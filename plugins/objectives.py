@@ -1,4 +1,4 @@
-"""The built-in objectives (hook `register_objectives`; see harness/objectives.py).
+"""The built-in objectives (hook `register_objectives`; see harness/objective_loss.py).
 
     ce           mean cross-entropy of the target tokens (the paper's; the default)
     margin       minus the answer's margin, per example: the smallest, over its target tokens,

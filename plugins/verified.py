@@ -33,10 +33,9 @@ from dataclasses import dataclass
 
 import torch
 
-from harness import hookimpl, objectives, removal, spectral
+from harness import hookimpl, objective_loss, removal, spectral
 from harness.edits import Edit
 from harness.errors import HarnessError
-from harness.plugins import registry
 from harness.strategy import PruneRequest, Strategy
 
 DEFAULTS = {"verify_multiple": 3.0, "verify_examples": 16, "verify_rows": 128}
@@ -77,7 +76,7 @@ def _measured(request: PruneRequest, factors, drop: dict[str, torch.Tensor], n_e
         means = request.input_means() if strategy.compensate else None
         m = removal.measure(
             request.model, request.matrices, factors, removal.subset(request.batches, n_examples),
-            removal.candidates_from_mask(new), means, max_rows, objectives.get(request.objective))
+            removal.candidates_from_mask(new), means, max_rows, objective_loss.get(request.objective))
         for i, delta in m.delta.items():
             known.grids[i][new[i]] = delta.double()
         known.base_loss, known.rows, known.passes = m.base_loss, m.rows, m.passes
@@ -89,11 +88,10 @@ def verified_apply(request: PruneRequest) -> Edit:
     multiple = _option(request, "verify_multiple")
     n_examples = _option(request, "verify_examples")
     max_rows = _option(request, "verify_rows")
-    pruner = registry().get("pruners", strategy.pruner)
     scores, seconds = request.scores(strategy.scorer)
     factors = request.factors()
 
-    shortlist = pruner(scores, min(1.0, multiple * request.fraction), request.options)
+    shortlist = request.prune(scores, min(1.0, multiple * request.fraction))
     drop = {i: ~k.cpu() for i, k in shortlist.items()}
     start = time.perf_counter()
     measured = _measured(request, factors, drop, n_examples, max_rows)
@@ -101,9 +99,9 @@ def verified_apply(request: PruneRequest) -> Edit:
 
     # Not shortlisted: +inf, so a fraction pruner takes the budget from the shortlist only.
     grid = {i: torch.where(drop[i], measured.grids[i], torch.inf) for i in drop}
-    keep = pruner(grid, request.fraction, request.options)
+    keep = request.prune(grid)
     keep = {i: k.cpu() | ~drop[i] for i, k in keep.items()}  # never outside the shortlist
-    one_shot = pruner(scores, request.fraction, request.options)
+    one_shot = request.prune(scores)
 
     means = request.input_means() if strategy.compensate else None
     edit = spectral.prune(request.matrices, factors, keep, means)

@@ -45,6 +45,10 @@ def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path)
     assert df.nll.notna().all() and (df.nll > 0).all()
     assert (df[df.strategy == "none"].nll_delta == 0).all()
     assert set(df.architecture) == {"llama (registered)"}
+    # each row records its plugin's role, for a board built where that plugin is missing
+    assert dict(zip(df.strategy, df.role, strict=True)) == {
+        "none": "baseline", "eigen": "method", "random-sv": "baseline", "smallest-sv": "baseline",
+        "magnitude": "baseline"}
     for r in df.itertuples():
         ex = per_example.load(out, r.config_hash, r.split)
         assert len(ex["metric"]) == r.n
@@ -56,7 +60,8 @@ def test_grid_writes_one_row_per_cell_and_split_then_resumes(tiny_dir, tmp_path)
     forced = bench("--model", str(tiny_dir), "--output", str(out), *GRID[:2], "--fraction", "0.1",
                    "--limit", "6", "--force", "--strategy", "eigen", "--calibration-size", "8",
                    "--calibration-batch-size", "4")
-    assert forced.exit_code == 0 and "2 row(s) appended" in forced.output
+    # one fraction: nothing to choose, so test only (--select-on auto)
+    assert forced.exit_code == 0 and "1 row(s) appended" in forced.output
     after = pd.read_csv(out)  # re-run rows replace the old ones of the same cell
     assert len(after) == len(df) and not after.duplicated(["config_hash", "split"]).any()
 
@@ -181,7 +186,7 @@ def test_seed_free_cells_are_shared_by_sweeps_with_other_seeds(tiny_dir, tmp_pat
               "--strategy", "none,magnitude", "--fraction", "0.1", "--device", "cpu"]
     assert bench(*common, "--seed", "3,4").exit_code == 0
     df = pd.read_csv(out)
-    assert len(df) == 4 and set(df.seed) == {0}  # one cell each, recorded as seed 0
+    assert len(df) == 2 and set(df.seed) == {0}  # one cell each (test only), recorded as seed 0
     again = bench(*common, "--seed", "0")
     assert again.exit_code == 0 and "nothing to do" in again.output
 
@@ -226,3 +231,17 @@ def test_bad_options_are_one_line_before_the_model_loads(tmp_path, args, message
                                       str(tmp_path / "r.csv"), *args])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"error: {message}"]
+
+
+def test_a_second_ctrl_c_exits_at_once(monkeypatch):
+    """The first Ctrl-C stops the run between cells; a second one does not wait for it."""
+    from harness import cli
+
+    exits = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    monkeypatch.setattr(cli._interrupt_twice_to_force, "pressed", False, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupt_twice_to_force(2, None)
+    assert exits == []
+    cli._interrupt_twice_to_force(2, None)
+    assert exits == [130]

@@ -38,7 +38,7 @@ def evaluations(monkeypatch):
 
 def test_second_sweep_reads_the_baseline_from_disk(tiny_dir, tmp_path, evaluations):
     first = bench("--model", str(tiny_dir), "--output", str(tmp_path / "a.csv"),
-                  "--strategy", "none,eigen", "--fraction", "0.2", *SMALL)
+                  "--strategy", "none,eigen", "--fraction", "0.2", "--select-on", "validation", *SMALL)
     assert first.exit_code == 0, first.output
     unpruned = evaluations[0][1]
     assert sum(d == unpruned for _, d in evaluations) == 2  # validation and test, once each
@@ -46,7 +46,7 @@ def test_second_sweep_reads_the_baseline_from_disk(tiny_dir, tmp_path, evaluatio
     evaluations.clear()
     # a new results file: every row is written again, but the baseline is not evaluated
     second = bench("--model", str(tiny_dir), "--output", str(tmp_path / "b.csv"),
-                   "--strategy", "none,eigen", "--fraction", "0.2", *SMALL)
+                   "--strategy", "none,eigen", "--fraction", "0.2", "--select-on", "validation", *SMALL)
     assert second.exit_code == 0, second.output
     assert evaluations and all(d != unpruned for _, d in evaluations)  # pruned variants only
     assert len(evaluations) == 2
@@ -62,7 +62,7 @@ def test_second_sweep_reads_the_baseline_from_disk(tiny_dir, tmp_path, evaluatio
     third = bench("--model", str(tiny_dir), "--output", str(tmp_path / "c.csv"), "--strategy", "none",
                   *SMALL[:2], "--limit", "3", *SMALL[4:])
     assert third.exit_code == 0, third.output
-    assert [s for s, _ in evaluations] == ["validation", "test"]
+    assert [s for s, _ in evaluations] == ["test"]  # (no fraction to choose: test only)
 
 
 def test_baseline_key_follows_weights_task_split_and_limit(tiny_dir):
@@ -127,7 +127,7 @@ def test_test_on_chosen_gives_the_leaderboard_of_test_on_all(tiny_dir, tmp_path,
     ta, tc = report.table(a), report.table(c)
     same = ["strategy", "fraction", "chosen_on", "value_mean", "value_std", "delta_mean",
             "p_value_median", "nll_mean", "nll_delta_mean", "seeds", "n", "n_pruned",
-            "best_baseline", "delta_vs_best_mean", "p_vs_best_median"]
+            "best_baseline", "delta_vs_best_mean", "p_vs_best", "value_low", "value_high"]
     pd.testing.assert_frame_equal(ta[same].reset_index(drop=True), tc[same].reset_index(drop=True))
     # a re-run has nothing to do; a unit whose test row is lost is redone, test row included
     again = bench(*grid, "--output", str(tmp_path / "chosen.csv"), "--test-on", "chosen")

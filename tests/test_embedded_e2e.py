@@ -39,7 +39,7 @@ def test_bench_none_and_eigen_on_the_embedded_model(home, monkeypatch, tmp_path)
                                       "--calibration-size", "16", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     df = pd.read_csv(out)
-    assert len(df) == 4 and set(df.n) == {16}
+    assert len(df) == 2 and set(df.n) == {16} and set(df.split) == {"test"}  # one fraction: test only
     eigen = df[df.strategy == "eigen"].iloc[0]
     assert eigen.n_pruned == int(0.2 * 30 * 3 * 64) and eigen.scoring_seconds > 0
     assert "int_mult" in result.output

@@ -3,7 +3,7 @@ weights are the loaded ones afterwards, and the command exits non-zero with a su
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import sys
 
 import pandas as pd
@@ -12,27 +12,23 @@ import torch
 from click.testing import CliRunner
 from fault_plugins import Faults
 
-from harness import plugins
+from harness import hookimpl, selection, spectral
 from harness.bench import BenchConfig
 from harness.cli import cli
+from harness.errors import HarnessError
 from harness.runner import CellRunner, describe_failure
+from harness.runner import weights_digest as state_hash
+from harness.strategy import PruneRequest
+from harness.testing import random_batches, registry_with, tiny_model
 from harness.work import Cell, CellDone, JobFailed, WorkUnit
 
 
 @pytest.fixture
 def faults(tmp_path):
-    pm, versions = plugins.make_plugin_manager()
-    pm.register(Faults(tmp_path), name="faults")
-    plugins._registry = plugins.collect(pm, versions)
-    yield plugins._registry
-    plugins.reset()
-
-
-def state_hash(model) -> str:
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode() + t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    faulty = Faults(tmp_path)
+    faulty.__name__ = "faults"  # the plugin name errors show
+    with registry_with(faulty) as registry:
+        yield registry
 
 
 def test_failed_cells_leave_the_weights_as_loaded_and_the_next_cell_runs(faults, tiny_dir, tmp_path):
@@ -92,3 +88,53 @@ def test_unknown_executor_lists_the_choices(tiny_dir):
     assert result.exit_code == 2 and "unknown executor 'slurm'; choose from: local, ray" in result.output
     listing = CliRunner().invoke(cli, ["plugins"])
     assert "register_executors" in listing.output and "executors: local, ray" in listing.output
+
+
+class Misbehaving:
+    """A scorer that fails on its second call (a rescoring search's second round) and a pruner
+    that returns one mask too few."""
+
+    __name__ = "misbehaving"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def register_scorers(self, register):
+        def flaky(ctx):
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("second call")
+            return {m.id: ctx.factors[m.id].S.clone() for m in ctx.matrices}
+
+        register("flaky", flaky)
+
+    @hookimpl
+    def register_pruners(self, register):
+        register("one-short", lambda scores, fraction, options: {
+            i: torch.ones_like(s, dtype=torch.bool) for i, s in list(scores.items())[1:]})
+
+
+@pytest.mark.parametrize(("strategy", "change", "message"), [
+    ("eigen-iterative", {"scorer": "flaky"},
+     "scorer 'flaky' of plugin 'misbehaving' (hook register_scorers) failed: RuntimeError: second call"),
+    ("eigen-verified", {"pruner": "one-short"},
+     "pruner 'one-short' of plugin 'misbehaving' (hook register_pruners) must return {matrix id: "),
+    ("eigen-budget", {"pruner": "one-short"},
+     "pruner 'one-short' of plugin 'misbehaving' (hook register_pruners) must return {matrix id: "),
+])
+def test_searching_strategies_call_plugins_through_the_guarded_path(strategy, change, message):
+    """A search that rescores or prunes several times names a faulty scorer or pruner exactly as
+    the plain spectral path does, and leaves the weights as they were."""
+    model = tiny_model("llama")
+    before = state_hash(model)
+    with registry_with(Misbehaving()) as registry:
+        recipe = dataclasses.replace(registry.get("strategies", strategy), **change)
+        request = PruneRequest(model=model, matrices=selection.select(selection.candidates(model), "k"),
+                               fraction=0.3, seed=0, strategy=recipe, batches=random_batches(),
+                               spectrum=spectral.SpectrumCache(), options={"rounds": 2},
+                               evaluate=lambda split, limit: 0.5)
+        with pytest.raises(HarnessError) as error:
+            recipe.apply(request)
+    assert str(error.value).startswith(message)
+    assert state_hash(model) == before

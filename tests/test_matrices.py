@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import tiny_model
 
 from harness import selection, spectral
+from harness.errors import HarnessError
+from harness.matrices import parse_layers
 
 EXPECTED_HEADS = {  # kind -> (heads, rank per head) for the tiny configs in conftest
     "gpt2": {"q": (4, 8), "k": (4, 8), "v": (4, 8), "o": (4, 8), "mlp_in": (1, 32), "mlp_out": (1, 32)},
@@ -108,3 +111,13 @@ def test_save_refuses_a_bias_the_architecture_cannot_store(tmp_path):
     with pytest.raises(HarnessError, match="cannot store .*o_proj.bias.*--no-compensate"):
         save_pruned(model, char_tokenizer(), [m], edit, tmp_path / "out")
     edit.restore()
+
+
+def test_parse_layers():
+    assert parse_layers("0,3,5-7", 10) == {0, 3, 5, 6, 7}
+    assert parse_layers("-4:", 10) == {6, 7, 8, 9}
+    assert parse_layers(None, 10) is None
+    with pytest.raises(HarnessError, match="layers 0-9"):
+        parse_layers("12", 10)
+    with pytest.raises(HarnessError, match="bad --layers"):
+        parse_layers("a", 10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -11,6 +13,7 @@ from harness import hookimpl, plugins
 from harness.cli import cli
 from harness.errors import HarnessError
 from harness.strategy import Strategy
+from harness.testing import registry_with
 
 
 class ThirdParty:
@@ -53,11 +56,10 @@ class ThirdParty:
 
 @pytest.fixture
 def third_party():
-    pm, versions = plugins.make_plugin_manager()
-    pm.register(ThirdParty(), name="thirdparty")
-    plugins._registry = plugins.collect(pm, versions)
-    yield plugins._registry
-    plugins.reset()
+    plugin = ThirdParty()
+    plugin.__name__ = "thirdparty"  # the plugin name listings and errors show
+    with registry_with(plugin) as registry:
+        yield registry
 
 
 def test_builtins_register_through_the_entry_point_group():
@@ -67,7 +69,28 @@ def test_builtins_register_through_the_entry_point_group():
     import importlib.metadata
 
     eps = {ep.name for ep in importlib.metadata.entry_points(group=plugins.GROUP)}
-    assert set(plugins.BUILTIN_MODULES) <= eps
+    assert set(plugins.builtin_modules()) <= eps
+
+
+def test_pyproject_entry_points_are_the_one_list_of_builtins():
+    """Each module of plugins/ is a built-in, declared once, as an entry point of pyproject.toml:
+    a module added without its entry point (or an entry point left behind) fails here."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = pyproject["project"]["entry-points"][plugins.GROUP]
+    assert declared == {m: f"{plugins.BUILTIN_PACKAGE}.{m}" for m in plugins.builtin_modules()}
+    assert "majority" in declared
+
+
+def test_an_install_older_than_the_source_tree_still_gets_every_builtin(monkeypatch):
+    """An editable install made before a plugin was added lacks its entry point: the built-ins
+    are then registered from the package itself (`--strategy majority` was once unknown so)."""
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
+    pm, versions = plugins.make_plugin_manager()
+    assert set(versions) == set(plugins.builtin_modules())
+    assert "majority" in plugins.collect(pm, versions).names("strategies")
 
 
 def test_third_party_strategy_runs_in_bench_and_is_listed(third_party, tiny_dir, tmp_path):

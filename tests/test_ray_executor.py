@@ -5,6 +5,7 @@ start-up and a model load per worker are most of the cost)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from click.testing import CliRunner
 from conftest import char_tokenizer, tiny_model
 from fault_plugins import Faults
 
-from harness import plugins
 from harness.cli import cli
+from harness.testing import registry_with
 
 ray = pytest.importorskip("ray")
 
@@ -33,9 +34,10 @@ def sweeps(tmp_path_factory):
     model_dir = tmp / "tiny-llama"
     tiny_model("llama", dtype=torch.float32).save_pretrained(model_dir)
     char_tokenizer().save_pretrained(model_dir)
-    pm, versions = plugins.make_plugin_manager()
-    pm.register(Faults(tmp), name="faults")
-    plugins._registry = plugins.collect(pm, versions)
+    faults = Faults(tmp)
+    faults.__name__ = "faults"
+    stack = contextlib.ExitStack()
+    stack.enter_context(registry_with(faults))
     base = ["bench", "--model", str(model_dir), *GRID]
     local = CliRunner().invoke(cli, [*base, "--strategy", "none,eigen,random-sv",
                                      "--output", str(tmp / "local.csv")])
@@ -49,7 +51,7 @@ def sweeps(tmp_path_factory):
             "--max-workers", "2", "--output", str(tmp / "ray.csv")])
     finally:
         ray.shutdown()
-        plugins.reset()
+        stack.close()
     return pd.read_csv(tmp / "local.csv"), pd.read_csv(tmp / "ray.csv"), result, tmp
 
 

@@ -39,9 +39,22 @@ def test_choice_is_made_on_validation_never_on_test(tmp_path):
     assert str(eigen.fraction) == "0.1" and eigen.chosen_on == "validation" and eigen.seeds == 2
     assert abs(eigen.value_mean - 0.61) < 1e-9 and abs(eigen.value_std - 0.0141421356) < 1e-6
     md = (tmp_path / "leaderboard.md").read_text()
-    assert "| m | t | eigen | 0.1 (validation) | 61.00 ± 1.41 | +11.00 |" in md
+    assert md.startswith("Verdicts") and "The rule: " in md
+    assert "| m | t | task split | eigen | 0.1 (validation) | 61.00 |" in md
     for name in ("accuracy_vs_fraction.png", "eigen_heatmap.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_baselines_come_from_the_plugins_flag_else_from_the_role_rows_recorded():
+    """A registered recipe's `baseline=True` decides (its variants too); a strategy whose plugin
+    is not installed where the board is built keeps the role its rows recorded."""
+    from harness.report import baseline_names
+
+    recorded = pd.DataFrame({"strategy": ["gone-control", "gone-method", "eigen"],
+                             "role": ["baseline", "method", "baseline"]})
+    names = {"gone-control", "gone-method", "eigen", "random-sv[matrices=all]", "none"}
+    assert baseline_names(names, recorded) == {"gone-control", "random-sv[matrices=all]", "none"}
+    assert baseline_names(names) == {"random-sv[matrices=all]", "none"}  # rows without the column
 
 
 def test_filters_name_the_valid_choices(tmp_path):

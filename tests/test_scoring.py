@@ -186,7 +186,7 @@ def test_attribution_refuses_batches_of_one():
 def test_logits_only_where_targets_are_predicted_change_no_loss_and_no_score(family, monkeypatch):
     """Scoring computes the vocabulary's logits only at the positions that predict a target
     (the memory of long prompts); every objective and every score is the same as with all."""
-    from harness import calibration, objectives, scoring
+    from harness import calibration, objective_loss, scoring
     from harness.plugins import registry
 
     model = tiny_model(family)
@@ -197,8 +197,8 @@ def test_logits_only_where_targets_are_predicted_change_no_loss_and_no_score(fam
                                               attention_mask=b.attention_mask)
     assert small.shape[1] < full.shape[1]  # 4 of 8 predicting positions kept (+1 unused column)
     for name in ("ce", "margin", "first-token"):
-        assert torch.allclose(objectives.batch_loss(name, small, labels),
-                              objectives.batch_loss(name, full, b.labels), rtol=1e-12, atol=1e-12)
+        assert torch.allclose(objective_loss.batch_loss(name, small, labels),
+                              objective_loss.batch_loss(name, full, b.labels), rtol=1e-12, atol=1e-12)
     matrices = selection.select(selection.candidates(model), "k,mlp_out")
     factors = {m.id: spectral.decompose(m) for m in matrices}
     scorer = registry().get("scorers", "gradient")

@@ -72,7 +72,8 @@ def test_tiny_model_bench_on_superglue(tiny_dir, tmp_path):
         "--data-dir", str(DATA), "--output", str(out)])
     assert result.exit_code == 0, result.output
     df = pd.read_csv(out)
-    assert set(df.task) == {"cb_eigen", "copa_eigen", "rte_eigen"} and len(df) == 3 * 2 * 2
+    # one fraction: nothing to choose on validation, so each cell is tested only
+    assert set(df.task) == {"cb_eigen", "copa_eigen", "rte_eigen"} and len(df) == 3 * 2
 
 
 def test_long_prompts_batch_within_the_logits_budget(loaded, monkeypatch):

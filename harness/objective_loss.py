@@ -16,14 +16,13 @@ from collections.abc import Callable
 import torch
 
 from harness.calibration import target_loss
+from harness.plugins import registry
 
 RowObjective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def get(name: str) -> RowObjective:
     """The registered objective called `name` (an error naming the choices otherwise)."""
-    from harness.plugins import registry
-
     return registry().get("objectives", name)
 
 
