@@ -89,7 +89,7 @@ def test_also_eval_measures_each_pruned_cell_on_the_other_task(tiny_dir, tmp_pat
     assert result.exit_code == 0, result.output
     df = pd.read_csv(out, keep_default_na=False)
     pruned = df[df.strategy == "smallest-sv"]
-    assert set(pruned.split) == {"validation", "test"}
+    assert "test" in set(pruned.split)
     for cell in pruned.transfer:
         t = json.loads(cell)["int_sum"]
         assert t["split"] == "test" and t["n"] == 4 and t["metric"] == "acc"
