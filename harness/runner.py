@@ -209,13 +209,14 @@ class CellRunner:
         guard = snapshot(m.module for m in matrices) if s.apply is not None else (lambda: None)
         svd_before = self.spectrum.seconds
         base_general = self.general_base()  # before the edit: the unpruned model's
+        also = self.transfer_baselines(cell.task) if cfg.also_eval and splits != ["validation"] else {}
         try:
             edit = (s.apply or spectral_apply)(request)
             try:
                 results = {sp: evaluate.run(self.lm, task, sp, cfg.limit, self.manager)
                            for sp in splits or eval_splits(task, cfg.select_on)}
                 general_nll = general.nll(self.model, self.probe)
-                transfer = self.transfer(cell.task) if cfg.also_eval and splits != ["validation"] else {}
+                transfer = self.transfer(also)
                 if cfg.save is not None:
                     save_pruned(self.model, self.tokenizer, matrices, edit, cfg.save, meta=config)
             finally:
@@ -233,21 +234,25 @@ class CellRunner:
                         sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
                         seconds, self.stamp, report)
 
-    def transfer(self, own: str) -> dict[str, dict]:
+    def transfer_baselines(self, own: str) -> dict[str, evaluate.EvalResult]:
+        """--also-eval: the unpruned model on each other task's reported split. Called before
+        the cell's edit: a baseline evaluated with the edit applied would be the pruned model's,
+        and the on-disk cache would keep it under the unpruned weights' hash."""
+        others = [n for n in self.cfg.also_eval if n != task_lib.parse_slot(own)[0]]
+        return {n: self.baseline(n, task_lib.eval_split(self.task(n))) for n in others}
+
+    def transfer(self, bases: dict[str, evaluate.EvalResult]) -> dict[str, dict]:
         """--also-eval: the edited model on each other task's reported split, against the
-        unpruned model there (cached like every baseline)."""
+        unpruned model there (`transfer_baselines`, taken before the edit)."""
         from harness.stats import paired_p_value
 
         out = {}
-        for name in self.cfg.also_eval:
-            if name == task_lib.parse_slot(own)[0]:
-                continue
+        for name, base in bases.items():
             task = self.task(name)
-            split = task_lib.eval_split(task)
-            r = evaluate.run(self.lm, task, split, self.cfg.limit, self.manager)
-            base = self.baseline(name, split)
+            r = evaluate.run(self.lm, task, base.split, self.cfg.limit, self.manager)
+            split = base.split
             out[name] = {"split": split, "metric": r.metric, "value": r.value, "baseline": base.value,
-                         "delta": r.value - base.value, "n": r.n, "nll_delta": r.nll - base.nll,
+                         "delta": r.value - base.value, "n": r.n, "nll": r.nll, "nll_delta": r.nll - base.nll,
                          "p_value": paired_p_value(base.per_example, r.per_example)}
         return out
 

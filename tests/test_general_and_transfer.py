@@ -90,10 +90,19 @@ def test_also_eval_measures_each_pruned_cell_on_the_other_task(tiny_dir, tmp_pat
     df = pd.read_csv(out, keep_default_na=False)
     pruned = df[df.strategy == "smallest-sv"]
     assert "test" in set(pruned.split)
+    # the unpruned model on int_sum, measured apart: the transfer's baseline must be it (a
+    # baseline first evaluated while the cell's edit was applied would be the pruned model's)
+    apart = bench("--model", str(tiny_dir), "--output", str(tmp_path / "u.csv"), "--strategy", "none",
+                  "--task", "int_sum", *SMALL[2:])
+    assert apart.exit_code == 0, apart.output
+    unpruned = pd.read_csv(tmp_path / "u.csv").query("split == 'test'").iloc[0]
     for cell in pruned.transfer:
         t = json.loads(cell)["int_sum"]
         assert t["split"] == "test" and t["n"] == 4 and t["metric"] == "acc"
         assert t["delta"] == pytest.approx(t["value"] - t["baseline"])
+        assert t["baseline"] == pytest.approx(unpruned.value)
+        assert t["nll"] - t["nll_delta"] == pytest.approx(unpruned.nll, rel=1e-6)
+        assert t["nll_delta"] != 0  # 30% of K removed: the pruned model is another model
     assert (df[df.strategy == "none"].transfer == "").all()
     # the transfer measurement is part of the cell: its hash differs from the plain run's
     plain = bench("--model", str(tiny_dir), "--output", str(tmp_path / "p.csv"), "--strategy",
