@@ -6,6 +6,10 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 BENCH_ARGS ?= --model smollm2-135m --task int_sum,int_mult --strategy none,eigen,random-sv,smallest-sv,magnitude --fraction 0.2
+# OpenMP threads for the main job unless OMP_NUM_THREADS is set: half the cores, at least one.
+# torch's default (one per core) fights every other process on a shared machine: on 2 busy
+# cores one thread ran the same cells 4 to 6 times faster (benchmarks/README.md, local vs ray).
+BENCH_THREADS ?= $(shell n=$$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2); echo $$(( n > 1 ? n / 2 : 1 )))
 
 .PHONY: install bench test lint leaderboard qwen
 install: $(VENV)/.installed
@@ -19,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 bench: install
-	$(BIN)/harness bench $(BENCH_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(BENCH_THREADS)} $(BIN)/harness bench $(BENCH_ARGS)
 
 test: install
 	$(BIN)/pytest -q

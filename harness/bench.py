@@ -1,5 +1,8 @@
 """The driver behind `harness bench`: tasks x strategies x seeds x fractions.
 
+The grid itself (settings, cells, what keys a cell) is harness/grid.py, which the workers read
+too; its names are re-exported here.
+
 The grid is cut into jobs (harness/work.py): one unpruned baseline per task, evaluated once
 per sweep, and units of cells that an executor plugin runs on its workers
 (harness/runner.py: each worker loads the model once, computes SVDs once and scores once per
@@ -12,225 +15,48 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from harness import __version__, leaderboard, per_example
+from harness import leaderboard, per_example
+from harness import progress as notes
 from harness import tasks as task_lib
 from harness.calibration import split_docs
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.export import write_json
+from harness.grid import (  # noqa: F401  (the grid's names, re-exported: callers import them from here)
+    DEFAULT_OUTPUT,
+    BenchConfig,
+    cell_config,
+    cells,
+    eval_splits,
+    grid_keys,
+    pick,
+    resolve_strategies,
+    select_on,
+    slots,
+    task_view,
+    tests_chosen_only,
+    versions,
+)
 from harness.leaderboard import Row
 from harness.plugins import registry
+from harness.recipes import Strategy
 from harness.stats import paired_p_value
-from harness.strategy import Strategy, option_value, variant_name
 from harness.work import (
     BaselineDone,
     BaselineJob,
     Cell,
     CellDone,
-    ExecutorOptions,
     JobFailed,
+    Progress,
     WorkerLost,
     WorkUnit,
     cut_units,
 )
-
-DEFAULT_OUTPUT = Path("leaderboard") / "results.csv"
-
-
-@dataclass
-class BenchConfig:
-    model: str = "smollm2-135m"
-    tasks: list[str] = field(default_factory=lambda: ["int_sum", "int_mult"])
-    strategies: list[str] = field(default_factory=lambda: ["none"])
-    fractions: list[float] | None = None  # None: each strategy's default
-    seeds: list[int] = field(default_factory=lambda: [0])
-    limit: int | None = None
-    output: Path = DEFAULT_OUTPUT
-    select_on: str = "auto"  # validation, none, or auto: validation only where there is a choice
-    folds: int | None = None  # K: cross-fitted evaluation, every labelled document tested once
-    test_on: str = "all"  # or "chosen": test only the fraction validation picks per (strategy, seed)
-    calibration_size: int = 64
-    calibration_batch_size: int = 16
-    batch_size: int | str = "auto"  # lm-eval's; "auto": see evaluate.resolve_batch_size
-    matrices: str | None = None  # overrides each strategy's selector
-    layers: str | None = None
-    scorer: str | None = None
-    objective: str | None = None  # overrides what each spectral strategy's scores estimate
-    decomposition: str | None = None  # overrides each spectral strategy's basis (plain, whitened...)
-    also_eval: list[str] = field(default_factory=list)  # tasks each pruned cell is measured on too
-    pruner: str | None = None
-    compensate: bool | None = None
-    threshold: float | None = None
-    options: dict[str, str] = field(default_factory=dict)  # --option name=value: strategies' knobs
-    device: str = "auto"
-    dtype: str = "auto"
-    tasks_dir: str | None = None
-    data_dir: str | None = None
-    force: bool = False
-    save: Path | None = None
-    executor: str = "local"  # an executor plugin: local (this process) or ray
-    executor_options: ExecutorOptions = field(default_factory=ExecutorOptions)
-
-
-def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
-    """The named strategies with the CLI's overrides applied; validates every name up front.
-
-    A strategy an override changed is renamed `name[field=value;...]` (`eigen[scorer=gradient]`),
-    so its rows, their config hashes and the leaderboard keep it apart from the recipe as
-    registered."""
-    reg = registry()
-    out = []
-    named = [reg.get("strategies", name) for name in cfg.strategies]
-    for key in cfg.options:
-        if not any(key in s.options for s in named):
-            knobs = sorted({k for s in named for k in s.options})
-            raise HarnessError(
-                f"no strategy given ({', '.join(cfg.strategies)}) has option '{key}'; "
-                + (f"choose from: {', '.join(knobs)}" if knobs else "they take no options"))
-    for name, s in zip(cfg.strategies, named, strict=True):
-        overrides = {k: v for k, v in (("matrices", cfg.matrices), ("scorer", cfg.scorer),
-                                       ("objective", cfg.objective), ("pruner", cfg.pruner),
-                                       ("decomposition", cfg.decomposition),
-                                       ("compensate", cfg.compensate))
-                     if v is not None and s.uses_fraction}
-        if not s.spectral:  # they mean nothing to a custom one
-            overrides = {k: v for k, v in overrides.items() if k == "matrices"}
-        changed = {k: v for k, v in overrides.items() if getattr(s, k) != v}
-        values = {k: option_value(s, k, raw) for k, raw in cfg.options.items() if k in s.options}
-        knobs = {k: v for k, v in sorted(values.items()) if s.options[k] != v}  # sorted: one label
-        # (and one config hash) whatever order the --option flags came in
-        if changed or knobs:
-            seeded = (s.seeded or "scorer" in changed or "objective" in changed or changed.get("compensate")
-                      or "decomposition" in changed)
-            # (a calibration sample or a scorer the seed may move)
-            s = dataclasses.replace(s, name=variant_name(name, {**changed, **knobs}), seeded=bool(seeded),
-                                    options={**s.options, **knobs}, **changed)
-        if s.scorer is not None:
-            reg.get("scorers", s.scorer)
-        if s.uses_fraction and s.spectral:
-            reg.get("objectives", s.objective)
-            reg.get("decompositions", s.decomposition)
-        if s.spectral:
-            reg.get("pruners", s.pruner)
-        for spec in (s.matrices or "").split(","):
-            if spec.strip():
-                reg.get("selectors", spec.strip())
-        out.append(s)
-    for f in cfg.fractions or []:
-        if not 0 <= f < 1:
-            raise HarnessError(f"fraction {f} is outside [0, 1); give e.g. --fraction 0.05,0.2")
-    if cfg.select_on not in ("auto", "validation", "none"):
-        raise HarnessError(f"unknown --select-on '{cfg.select_on}'; choose from: auto, validation, none")
-    if cfg.test_on not in ("all", "chosen"):
-        raise HarnessError(f"unknown --test-on '{cfg.test_on}'; choose from: all, chosen")
-    if cfg.test_on == "chosen" and cfg.select_on == "none":
-        raise HarnessError("--test-on chosen needs --select-on validation (the choice is made there)")
-    return out
-
-
-def versions() -> dict[str, str]:
-    import lm_eval
-    import transformers
-
-    return {"harness_version": __version__, "lm_eval_version": lm_eval.__version__,
-            "transformers_version": transformers.__version__, "torch_version": torch.__version__}
-
-
-def select_on(cfg: BenchConfig, strategies: list[Strategy]) -> str:
-    """`--select-on auto`: evaluate validation only where it has something to choose, a
-    strategy run at two fractions or more. With one fraction each, a validation row is read by
-    nothing (the board reports such a row at its fixed fraction), and on int_sum it is 44% of
-    a cell's evaluation."""
-    if cfg.select_on != "auto":
-        return cfg.select_on
-    choice = any(s.uses_fraction and len(set(cfg.fractions or [s.fraction])) > 1 for s in strategies)
-    return "validation" if choice else "none"
-
-
-def eval_splits(task, select_on: str) -> list[str]:
-    final = task_lib.eval_split(task)
-    if select_on == "validation" and final == "test" and task.has_validation_docs():
-        return ["validation", "test"]
-    return [final]
-
-
-def tests_chosen_only(cfg: BenchConfig, splits: list[str], strategy: Strategy) -> bool:
-    """With --test-on chosen and a task that has validation and test: each (strategy, seed)
-    unit evaluates validation for every fraction and test for the one validation picks.
-    Baselines are tested at every fraction all the same: the board sets each method against
-    the best baseline at the method's own chosen budget, which a baseline tested only at its
-    own choice would leave without a partner."""
-    return cfg.test_on == "chosen" and splits == ["validation", "test"] and not strategy.baseline
-
-
-def pick(results: list[tuple[float, float]]) -> int:
-    """Index of the (validation value, fraction) that harness/report.py `choose` would pick:
-    the best value, ties to the smaller fraction (prune less); NaN values last."""
-    def rank(i: int) -> tuple:
-        value, fraction = results[i]
-        return (math.isnan(value), 0.0 if math.isnan(value) else -value, fraction)
-
-    return min(range(len(results)), key=rank)
-
-
-def cells(cfg: BenchConfig, strategies: list[Strategy]):
-    """(strategy, seed, fraction) in run order; the baseline is one cell whatever the grid,
-    and a strategy the seed cannot change runs once, as seed 0, whatever --seed says: sweeps
-    that add seeds later (--seed 4,5,6,7 after --seed 0,1,2,3) then share its cells instead of
-    repeating them under another seed."""
-    for s in strategies:
-        if not s.uses_fraction:
-            yield s, 0, 0.0
-            continue
-        for seed in cfg.seeds if s.seeded else [0]:
-            for fraction in cfg.fractions or [s.fraction]:
-                yield s, seed, fraction
-
-
-def cell_config(cfg: BenchConfig, task: str, s: Strategy, seed: int, fraction: float) -> dict:
-    """What defines a cell, hashed into its key; `task` is a slot (a task or one of its folds).
-    A fold adds its keys, so the paper's split keeps the hashes it always had."""
-    name, fold, folds = task_lib.parse_slot(task)
-    config = {"model": cfg.model, "task": name, "strategy": s.name, "matrices": s.matrices,
-              "layers": cfg.layers, "scorer": s.scorer, "pruner": s.pruner,
-              "compensate": s.compensate, "threshold": cfg.threshold, "fraction": fraction,
-              "seed": seed, "limit": cfg.limit, "calibration_size": cfg.calibration_size,
-              "calibration_batch_size": cfg.calibration_batch_size, "dtype": cfg.dtype}
-    if fold is not None:
-        config.update(folds=folds, fold=fold)
-    # keys added only away from their defaults, so every earlier row keeps its config hash
-    if s.decomposition != "plain":
-        config["decomposition"] = s.decomposition
-    if cfg.also_eval and s.uses_fraction:
-        config["also_eval"] = sorted(cfg.also_eval)
-    return config
-
-
-def slots(cfg: BenchConfig, task_name: str) -> list[str]:
-    """The task itself, or each of its `--folds` folds."""
-    if cfg.folds is None:
-        return [task_name]
-    return [task_lib.slot(task_name, f, cfg.folds) for f in range(cfg.folds)]
-
-
-def task_view(task, slot_name: str):
-    """The Task object a slot evaluates: the task itself, or its fold's view."""
-    _, fold, folds = task_lib.parse_slot(slot_name)
-    return task if fold is None else task_lib.folded(task, folds, fold)
-
-
-def grid_keys(cfg: BenchConfig, task_names, strategies: list[Strategy]) -> set[str]:
-    """Config hashes of every cell of the grid (to show finished cells next to new ones)."""
-    return {leaderboard.config_hash(cell_config(cfg, t, *c))
-            for name in task_names for t in slots(cfg, name) for c in cells(cfg, strategies)}
 
 
 def examples_evaluated(task, cfg: BenchConfig) -> float:
@@ -243,6 +69,15 @@ def examples_evaluated(task, cfg: BenchConfig) -> float:
             n = 1
         total += min(n, cfg.limit or n)
     return max(total, 1.0)
+
+
+def estimated_cost(cfg: BenchConfig, s: Strategy, evaluated: float) -> float:
+    """A cell's cost in examples forwarded, for the bar's time left: its evaluations, plus
+    its share of the (task, seed)'s scoring (a forward and a backward of the calibration
+    sample, shared across the fractions). A strategy's own search or measurement is not in
+    it: each says its cost in a line when it starts and counts it on the bar."""
+    scoring = 3.0 * cfg.calibration_size / len(cfg.fractions or [s.fraction])
+    return evaluated + (scoring if s.uses_fraction and s.needs_calibration else 0.0)
 
 
 def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: Strategy,
@@ -311,8 +146,13 @@ class _Driver:
     def say(self, line: str) -> None:
         self.progress.write(line, file=sys.stderr)  # above the bar, never on its line
 
+    def show(self, text: str) -> None:
+        """What is running now (harness/progress.py), after the bar's count."""
+        self.progress.set_postfix_str(text)
+
     def handle(self, event) -> None:
         if isinstance(event, BaselineDone):
+            self.progress.spend(f"baseline:{event.task}")
             self.baselines[event.task] = event.results
             for s, seed, fraction, key in self.baseline_cells.pop(event.task, []):
                 config = cell_config(self.cfg, event.task, s, seed, fraction)
@@ -330,16 +170,28 @@ class _Driver:
                 self.write(event)
             else:
                 self.waiting.setdefault(event.cell.task, []).append(event)
+            self.progress.spend(event.cell.key)
             self.progress.update(1)
         elif isinstance(event, JobFailed):
             if event.cell is None:
                 lost = len(self.baseline_cells.pop(event.task, [])) + len(self.waiting.pop(event.task, []))
                 self.dead_tasks.add(event.task)
+                self.progress.spend(f"baseline:{event.task}")
                 self.fail(f"{event.task} unpruned baseline (no row for any cell of the task)", event.message)
                 self.progress.update(lost)
             else:
                 self.fail(event.cell.label(), event.message)
+                self.progress.spend(event.cell.key)
                 self.progress.update(1)
+        elif isinstance(event, Progress):
+            text = event.text if event.worker is None else f"worker {event.worker}: {event.text}"
+            if event.line:
+                self.say(text)
+            else:
+                self.progress.counting(event.left)
+                self.show(text)
+        elif isinstance(event, WorkerLost) and event.job is None:
+            self.say(f"worker lost while starting: {event.reason}")
         elif isinstance(event, WorkerLost):
             what = ("no retry left" if event.retry is None else "retrying it"
                     if not isinstance(event.retry, WorkUnit)
@@ -375,8 +227,6 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
 
     Raises `CellsFailed` at the end (after every other cell ran) when some cells failed.
     """
-    from tqdm.auto import tqdm
-
     strategies = resolve_strategies(cfg)
     cfg = dataclasses.replace(cfg, select_on=select_on(cfg, strategies))  # workers get it resolved
     if cfg.save is not None and cfg.executor != "local":
@@ -391,7 +241,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     done = set() if cfg.force else leaderboard.done_keys(cfg.output)
     keys = grid_keys(cfg, loaded, strategies)
 
-    progress = tqdm(total=len(grid) * len(task_objs), desc="cells", unit="cell")
+    progress = notes.CostBar(total=len(grid) * len(task_objs), desc="cells", unit="cell")
     driver = _Driver(cfg, {s.name: s for s in strategies}, progress, set(done), versions())
     todo: list[Cell] = []
     tasks_todo: list[str] = []
@@ -427,6 +277,7 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
 
     try:
         progress.set_postfix_str(f"starting {cfg.executor} workers")
+        notes.listen(driver.handle)  # what runs now, from this process (harness/progress.py)
         executor.setup(cfg, len(tasks_todo) + len(todo))
         per_cell = {t: examples_evaluated(task_objs[t], cfg) for t in tasks_todo}
         # --test-on chosen keeps each (task, strategy, seed) whole: its worker picks the fraction
@@ -434,9 +285,13 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
                           sum(per_cell.values()), halve=cfg.test_on == "all")
         # Baselines first: a cell's rows are written as soon as both it and its baseline are in.
         jobs = [BaselineJob(t) for t in tasks_todo] + units
+        progress.plan({**{f"baseline:{t}": per_cell[t] for t in tasks_todo},
+                       **{c.key: estimated_cost(cfg, driver.strategies[c.strategy], per_cell[c.task])
+                          for c in todo}})
         for event in executor.launch(jobs):
             driver.handle(event)
     finally:
+        notes.listen(None)
         executor.close()
         progress.close()
     if driver.failures:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from harness import __version__
+from harness.board_format import fmt_p
 from harness.errors import HarnessError
 from harness.recipes import option_text
 
@@ -39,7 +40,8 @@ def _quiet() -> None:
 
 
 class HarnessGroup(click.Group):
-    """Turns a HarnessError into one line on stderr and exit code 2 (a traceback with --debug)."""
+    """Turns a HarnessError into one line on stderr and its exit code, 2 for bad input (a traceback
+    with --debug)."""
 
     def invoke(self, ctx):
         try:
@@ -54,7 +56,7 @@ class HarnessGroup(click.Group):
                 raise
             _end_progress_bars()
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(exc.exit_code)
         except click.UsageError as exc:  # click's own checks: one line too, not usage + hint + error
             if exc.ctx is None or ctx.params.get("debug") or os.environ.get("EIGENHARNESS_DEBUG"):
                 raise
@@ -225,17 +227,46 @@ def bench(**kw) -> None:
         click.echo(f"\nnothing to do: every cell is already in {cfg.output} (use --force to re-run)")
     else:
         click.echo(f"\n{len(rows)} row(s) appended to {cfg.output}")
+    _echo_verdicts(cfg.output, keys)
 
 
 def format_rows(csv_path: Path, keys: set[str]) -> str:
-    """The grid's rows, finished earlier or just now, as a plain table."""
+    """The grid's rows, finished earlier or just now, as a plain table. What was removed carries
+    its unit: magnitude counts weights, the spectral strategies singular values, and one bare
+    number column would set 663,540 beside 1,152 as if they were the same kind of thing."""
     import pandas as pd
 
     df = pd.read_csv(csv_path)
     df = df[df.config_hash.isin(keys)]
+    units = df["unit"].fillna("") if "unit" in df else pd.Series("", index=df.index)
+    short = units.map({"singular values": "sv", "weights": "weights"}).fillna(units)
+    df = df.assign(removed=[f"{int(n):,} {u}".strip() if n else "0"
+                            for n, u in zip(df.n_pruned.fillna(0), short, strict=True)],
+                   p_value=df.p_value.map(fmt_p))
     cols = ["task", "split", "strategy", "fraction", "seed", "metric", "value", "stderr", "delta",
-            "p_value", "n", "n_pruned", "scoring_seconds", "eval_seconds"]
+            "p_value", "n", "removed", "scoring_seconds", "eval_seconds"]
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def verdict_lines(csv_path: Path, keys: set[str]) -> list[str]:
+    """The leaderboard's verdict for the cells this grid holds: the conclusion, not only rows."""
+    from harness import report
+
+    df = report.load([csv_path])
+    df = df[df.config_hash.isin(keys)]
+    if df.empty:
+        return []
+    try:
+        return report.verdicts(report.table(df))
+    except HarnessError as exc:  # no test rows (say): say why there is no verdict
+        return [f"no verdict: {exc}"]
+
+
+def _echo_verdicts(csv_path: Path, keys: set[str]) -> None:
+    lines = verdict_lines(csv_path, keys)
+    if lines:
+        click.echo("\nVerdict for this grid (`harness leaderboard` gives the whole board and the rule):")
+        click.echo("\n".join(f"- {line}" for line in lines))
 
 
 @cli.command(name="leaderboard")

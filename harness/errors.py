@@ -9,6 +9,15 @@ from collections.abc import Iterable
 class HarnessError(Exception):
     """A problem the user can fix: the message is one line naming it and the valid choices."""
 
+    exit_code = 2  # a usage error, like click's own
+
+
+class RunFailed(HarnessError):
+    """The run could not go on although the input was fine (no worker could start): one line,
+    exit 1 like a sweep whose cells failed, not 2 (nothing in the command is wrong)."""
+
+    exit_code = 1
+
 
 def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> HarnessError:
     """The error for a name that is not among `choices`: `unknown strategy 'x'; choose from: a, b`."""

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import progress as notes
+from harness import shared_context
 from harness import tasks as task_lib
 
 
@@ -99,10 +101,7 @@ def _cpu_hflm():
     (harness/shared_context.py), and the rest go to lm-eval in batches of no more rows than
     `rows_within` allows for the call's longest request (lm-eval sorts longest first, so the
     first batch is the largest)."""
-    # deferred with lm-eval's HFLM: both import torch, which `harness tasks` never needs
-    from lm_eval.models.huggingface import HFLM
-
-    from harness import shared_context
+    from lm_eval.models.huggingface import HFLM  # deferred: lm-eval's model stack loads transformers
 
     class CpuHFLM(HFLM):
         share_contexts = True  # False: every request through lm-eval (benchmarks compare both)
@@ -194,7 +193,8 @@ def run(lm, task, split: str, limit: int | None = None, task_manager=None) -> Ev
     # matters (cells done, ETA), so they go to a buffer unless --debug.
     muted = contextlib.nullcontext() if os.environ.get("EIGENHARNESS_DEBUG") else \
         contextlib.redirect_stderr(io.StringIO())
-    with muted:
+    shown = f"evaluating {split}" + (f" (at most {limit} examples)" if limit else "")
+    with notes.stage(shown), muted:
         out = simple_evaluate(
             model=lm, tasks=[view], limit=limit, log_samples=True, use_cache=None,
             cache_requests=False, bootstrap_iters=1000, task_manager=task_manager,

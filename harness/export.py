@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -92,6 +93,19 @@ def write_json(path: Path, payload: dict) -> None:
         f.write(json.dumps(payload).encode())
 
 
+def readable_weights(directory: Path) -> None:
+    """Give the weight files the mode the umask gives any new file (0644 under umask 022).
+
+    transformers writes `model.safetensors` through a temporary file, which is created 0600:
+    the config beside it is readable by others, the weights are not, so another user (or a
+    service account) cannot load the saved model."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in directory.iterdir():
+        if path.is_file() and (path.suffix in (".safetensors", ".bin") or path.name.endswith(".index.json")):
+            path.chmod(0o666 & ~umask)
+
+
 def save_pruned(model, tokenizer, matrices, edit, directory: Path, meta: dict | None = None) -> None:
     from transformers import AutoModelForCausalLM
 
@@ -109,6 +123,7 @@ def save_pruned(model, tokenizer, matrices, edit, directory: Path, meta: dict | 
         model.config = original
     tokenizer.save_pretrained(directory)
     write_json(directory / "eigenharness_masks.json", mask_report(edit, matrices, meta))
+    readable_weights(directory)
     reloaded = AutoModelForCausalLM.from_pretrained(directory, dtype=model.dtype)
     stored = reloaded.state_dict()
     for key, value in model.state_dict().items():

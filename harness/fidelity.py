@@ -23,6 +23,7 @@ from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.matrices import Matrix
 from harness.plugins import registry
+from harness.report import _pyplot
 from harness.scoring import ScoringContext
 from harness.spectral import Factors, SpectrumCache
 from harness.strategy import run_scorer
@@ -114,8 +115,6 @@ def summarise(df: pd.DataFrame, scorers: list[str]) -> pd.DataFrame:
 
 
 def plot(df: pd.DataFrame, summary: pd.DataFrame, scorers: list[str], path: Path) -> None:
-    from harness.report import _pyplot  # deferred: the report's plotting imports matplotlib
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(scorers), figsize=(4.5 * len(scorers), 4), squeeze=False)
     for ax, name in zip(axes[0], scorers, strict=True):

@@ -133,7 +133,9 @@ def register_executors(register):
     returns an object with ``workers`` (int), ``setup(config, n_jobs)``, ``launch(jobs)`` and
     ``close()`` (the protocol ``harness.work.Executor``). ``setup`` starts the workers, each
     building one ``harness.runner.CellRunner(config)`` (the model loaded once per worker), and
-    raises ``HarnessError`` if one cannot start; ``launch`` runs every job with
+    raises ``HarnessError`` for a bad input (a model one cannot load); a worker that dies while
+    starting is replaced like one that dies running a job, and when no worker can start the
+    executor raises ``harness.errors.RunFailed`` (one line, exit 1); ``launch`` runs every job with
     ``runner.run(job)`` somewhere and yields the events, in completion order, as they come;
     ``close`` releases the workers (it is called after Ctrl-C too). Only the driver writes
     rows, so an executor may yield a cell twice but must report a dead worker as

@@ -23,7 +23,6 @@ import importlib.util
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from harness import progress as notes
 from harness.atomic import replacing
 from harness.errors import HarnessError
 
@@ -120,7 +120,7 @@ def join_chunks(files: list[Path], target: Path, sha256: str | None, name: str) 
     Written under a temporary name and renamed, so an interrupted join or a bad checksum never
     leaves a file that a later run would trust.
     """
-    print(f"joining {len(files)} chunks of {name} into {target} (once)...", file=sys.stderr, flush=True)
+    notes.say(f"joining {len(files)} chunks of {name} into {target} (once)...")
     digest = hashlib.sha256()
     with replacing(target) as out:  # a bad checksum raises inside: no file appears
         for path in files:
@@ -163,9 +163,14 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     The directory is written under a temporary name and renamed, so an interrupted
     conversion never leaves a half-written cache behind.
     """
+    notes.say(f"converting {gguf.name} once to {target} (about 30 s)...")
+    with notes.stage(f"converting {gguf.name} (once)"):
+        _convert(gguf, target)
+
+
+def _convert(gguf: Path, target: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting {gguf.name} once to {target} (about 30 s)...", file=sys.stderr, flush=True)
     try:
         loaded = AutoModelForCausalLM.from_pretrained(
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32

@@ -27,11 +27,11 @@ from typing import Any
 
 import yaml
 
-from harness import bench, models
+from harness import grid, models
 from harness import tasks as task_lib
 from harness.atomic import replacing
-from harness.bench import BenchConfig
 from harness.errors import HarnessError, warn
+from harness.grid import BenchConfig
 from harness.leaderboard import scan, set_aside_torn
 from harness.matrices import parse_layers
 from harness.plugins import registry
@@ -65,16 +65,16 @@ def needs_of(component: Any) -> Needs:
 def check(cfg: BenchConfig) -> list[Strategy]:
     """Raise on the first bad option; return the resolved strategies. Then repair what can be
     repaired without loss (a truncated last line of the results CSV is set aside)."""
-    if cfg.folds is not None and cfg.folds < 2:  # before the heavy imports below
+    if cfg.folds is not None and cfg.folds < 2:  # first: the cheapest check
         raise HarnessError(f"--folds {cfg.folds} must be at least 2 (or leave it out: the task's own split)")
     _check_output(cfg.output)
     _check_save(cfg.save)
     device = models.resolve_device(cfg.device)
     models.resolve_dtype(cfg.dtype, device)
-    strategies = bench.resolve_strategies(cfg)  # every strategy, scorer, pruner, selector name
+    strategies = grid.resolve_strategies(cfg)  # every strategy, scorer, pruner, selector name
     _check_needs(cfg, strategies)
     if cfg.save is not None:  # (a group or tag that expands to several tasks is caught at load)
-        pruning = [c for c in bench.cells(cfg, strategies) if c[0].uses_fraction]
+        pruning = [c for c in grid.cells(cfg, strategies) if c[0].uses_fraction]
         if len(pruning) * len(cfg.tasks) != 1:
             raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
     config = check_model(cfg.model)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from harness import objective_loss
+from harness import progress as notes
 from harness.calibration import IGNORE, Batch, target_logits
 from harness.discovery import config_shape, layer_list
 from harness.matrices import Matrix
@@ -241,7 +242,9 @@ def measure(
     rows = passes = 0
     with frozen(model), torch.no_grad():
         base = torch.stack([_batch_objective(model, g, objective, 1)[0] for g in grouped]).mean()
+        counter = notes.Counter("measuring candidates", flat.shape[0])  # on the bar, with time left
         for start in range(0, flat.shape[0], per_pass):  # a bounded loop over chunks
+            counter.update(start)
             chunk, who = flat[start : start + per_pass], owner[start : start + per_pass]
             n = chunk.shape[0]
             handles = []

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import analysis, leaderboard
+from harness import analysis, board_html, board_svg, leaderboard
 from harness.analysis import ALPHA, RULE_TEXT  # noqa: F401 (the board's rule, re-exported)
+from harness.board_format import fmt_p, seeds_text
 from harness.errors import HarnessError, warn
 from harness.plugins import registry
 from harness.recipes import recipe_name, variant_settings
@@ -153,43 +154,79 @@ def verdicts(t: pd.DataFrame) -> list[str]:
     return [] if found.empty else list(found.line)
 
 
-def _num(value: float, fmt: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
+def _cell(r: dict, column: str, fmt: str, scale: float = 1.0) -> str:
+    value = r.get(column)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return format(scale * value, fmt)
 
 
-def _interval(mean: float, low: float, high: float) -> str:
-    """A value with its 95% interval in points; '-' where there is none."""
-    if mean != mean:
-        return "-"
-    if low != low:
-        return f"{100 * mean:+.2f}"
-    return f"{100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+def _spread(r: dict, low: str, high: str, scale: float, fmt: str) -> str:
+    lo, hi = r.get(low), r.get(high)
+    if lo is None or hi is None or np.isnan(lo) or np.isnan(hi):
+        return ""
+    return f" [{format(scale * lo, fmt)}, {format(scale * hi, fmt)}]"
 
 
-def markdown(t: pd.DataFrame) -> str:
-    """The verdicts first, then the rule, then the table (intervals are 95%, in points)."""
-    lines = ["Verdicts (one per model, task and design):", ""]
-    lines += [f"- {line}" for line in verdicts(t)]
-    lines += ["", f"The rule: {RULE_TEXT}", ""]
-    lines += ["| model | task | design | strategy | fraction (chosen on) | test " + str(t.metric.iloc[0])
-              + " [95% interval] | seeds | best baseline (equal budget) | Δ vs it [95%] | p "
-              "| best baseline (as tuned) | Δ vs it [95%] | p | Δ vs eigen [95%] | p | Holm p "
-              "| verdict | NLL | ΔNLL |",
-              "|" + "---|" * 19]
-    for r in t.itertuples():
-        value = (f"{100 * r.value_mean:.2f}" + ("" if r.value_low != r.value_low else
-                                                 f" [{100 * r.value_low:.2f}, {100 * r.value_high:.2f}]"))
-        lines.append(
-            f"| {r.model} | {r.task} | {r.design} | {r.strategy} | {r.fraction} ({r.chosen_on}) | {value} | "
-            f"{r.seeds} | {r.best_baseline or '-'} | "
-            f"{_interval(r.delta_vs_best_mean, r.delta_vs_best_low, r.delta_vs_best_high)} | "
-            f"{_num(r.p_vs_best, '.2g')} | {r.tuned_baseline or '-'} | "
-            f"{_interval(r.delta_vs_tuned_mean, r.delta_vs_tuned_low, r.delta_vs_tuned_high)} | "
-            f"{_num(r.p_vs_tuned, '.2g')} | "
-            f"{_interval(r.delta_vs_eigen_mean, r.delta_vs_eigen_low, r.delta_vs_eigen_high)} | "
-            f"{_num(r.p_vs_eigen, '.2g')} | {_num(r.p_holm, '.2g')} | {r.verdict or '-'} | "
-            f"{_num(r.nll_mean, '.3f')} | {_num(r.nll_delta_mean, '+.3f')} |")
-    return "\n".join(lines) + "\n"
+def _where(r: dict, designs: bool) -> str:
+    return f"| {r['model']} | {r['task']} |" + (f" {r.get('design', '–')} |" if designs else "")
+
+
+def _versus(r: dict, prefix: str, delta: str) -> str:
+    """"+10.00 [+4.00, +16.00]": a change in points with its 95% interval where there is one."""
+    return _cell(r, delta, "+.2f", 100) + _spread(r, f"{prefix}_low", f"{prefix}_high", 100, "+.2f")
+
+
+def _verdict_rows(frame: pd.DataFrame | None, designs: bool) -> list[str]:
+    """The verdict table in Markdown: status, method and both comparisons per model and task."""
+    if frame is None or frame.empty or "status" not in frame:
+        return []
+    out = ["| model | task |" + (" design |" if designs else "") + " verdict | best method | "
+           "Δ vs best baseline, equal budget [95%] | Δ vs best baseline, as tuned [95%] | seeds | "
+           "decided by |", "|" + "---|" * (8 + designs)]
+    for r in frame.to_dict("records"):
+        cells = []
+        for which in ("equal", "tuned"):
+            if r.get(f"{which}_delta") is None or np.isnan(r[f"{which}_delta"]):
+                cells.append("–")
+                continue
+            cells.append(f"{_versus(r, which, f'{which}_delta')} vs {r.get(f'{which}_baseline') or '–'}, "
+                         f"p {fmt_p(r.get(f'{which}_p'))}")
+        out.append(f"{_where(r, designs)} **{r['status']}** | {r.get('method') or '–'} | {cells[0]} | "
+                   f"{cells[1]} | {seeds_text(r.get('seeds'), r.get('folds'))} | "
+                   f"{r.get('decided_by') or '–'} |")
+    return out + [""]
+
+
+def markdown(t: pd.DataFrame, lines: list[str] | None = None, frame: pd.DataFrame | None = None) -> str:
+    """The verdict first (its table, one sentence per model and task, and the rule), then every
+    row: the test value with its 95% interval where there is one ("1 seed" is said, never
+    "± 0.00"), changes in points with their intervals, p-values in the page's notation."""
+    lines = verdicts(t) if lines is None else lines
+    frame = verdict_table(t) if frame is None else frame
+    designs = "design" in t and t.design.nunique() > 1
+    out = ["## Verdict", "", f"Fraction chosen on validation, test reported, alpha = {ALPHA}.", ""]
+    out += _verdict_rows(frame, designs)
+    out += [f"- {line}" for line in lines]
+    out += ["", f"**The rule.** {RULE_TEXT}", "", "## All results", "",
+            "| model | task |" + (" design |" if "design" in t else "") + " strategy | role | fraction "
+            "(chosen on) | test " + str(t.metric.iloc[0]) + " [95% interval] | seeds | best baseline "
+            "(equal budget) | Δ vs it [95%] | p | best baseline (as tuned) | Δ vs it [95%] | p | "
+            "Δ vs eigen [95%] | p | Holm p | verdict | NLL | ΔNLL |",
+            "|" + "---|" * (19 + ("design" in t))]
+    for r in t.to_dict("records"):
+        out.append(
+            f"{_where(r, 'design' in t)} {r['strategy']} | {r.get('role', '–')} | "
+            f"{r['fraction']} ({r['chosen_on']}) | "
+            f"{100 * r['value_mean']:.2f}{_spread(r, 'value_low', 'value_high', 100, '.2f')} | "
+            f"{seeds_text(r.get('seeds'), r.get('folds'))} | {r.get('best_baseline') or '–'} | "
+            f"{_versus(r, 'delta_vs_best', 'delta_vs_best_mean')} | {fmt_p(r.get('p_vs_best'))} | "
+            f"{r.get('tuned_baseline') or '–'} | {_versus(r, 'delta_vs_tuned', 'delta_vs_tuned_mean')} | "
+            f"{fmt_p(r.get('p_vs_tuned'))} | {_versus(r, 'delta_vs_eigen', 'delta_vs_eigen_mean')} | "
+            f"{fmt_p(r.get('p_vs_eigen'))} | {fmt_p(r.get('p_holm'))} | "
+            f"{'**WIN**' if r.get('verdict') == 'WIN' else ''} | {_cell(r, 'nll_mean', '.3f')} | "
+            f"{_cell(r, 'nll_delta_mean', '+.3f')} |")
+    return "\n".join(out) + "\n"
 
 
 def _pyplot():
@@ -203,57 +240,61 @@ def _pyplot():
 
 
 def plot_fraction_curves(df: pd.DataFrame, path: Path) -> None:
-    """Metric and target NLL against the fraction pruned, one column per task and a pair of
-    rows per model: accuracy and loss can move in opposite directions under pruning."""
+    """Test value against the fraction pruned: small multiples, one panel per (model, task),
+    each with its own legend of at most `board_svg.MAX_LINES` strategies (the page's choice:
+    the best baselines in cool colours, dashed; the best methods in warm colours, solid; the
+    unpruned model and the majority answer as reference levels). A strategy run at one fraction
+    is a point with its interval, and a panel where all ran one fraction is a dot plot: a line
+    across 0.19-0.21 would draw an axis out of nothing."""
     plt = _pyplot()
-
-    tasks = sorted(set(df.task))
-    models = sorted(set(df.model))
-    panels = [(m, q) for m in models for q in ("value", "nll")]
-    width = max(4.6 * len(tasks), 7.0)
-    # budget-free references (the unpruned model, the majority answer) are lines across
-    refs = {s for s, g in df.groupby("strategy") if (g.fraction == 0).all()}
-    strategies = sorted(set(df.strategy) - refs)
-    palette = plt.get_cmap("tab20" if len(strategies) > 10 else "tab10")
-    colour = {s: palette(i % palette.N) for i, s in enumerate(strategies)}  # same in every panel
-    ncol = max(1, min(len(strategies) + len(refs), int(width / 1.7)))
-    legend_rows = -(-(len(strategies) + len(refs)) // ncol)
-    height = 3.4 * len(panels) + 0.3 * legend_rows
-    fig, axes = plt.subplots(len(panels), len(tasks), figsize=(width, height), squeeze=False)
-    for (model, quantity), row_axes in zip(panels, axes, strict=True):
-        for ax, task in zip(row_axes, tasks, strict=True):
-            sub = df[(df.model == model) & (df.task == task) & (df.split == "test")]
-            if sub.empty or sub[quantity].isna().all():
-                ax.set_visible(False)
-                continue
-            scale = 100 if quantity == "value" else 1
-            others = sorted(refs - {"none"})
-            for ref in sorted(refs):  # dashed: the unpruned model; dotted (...): the others
-                level = sub[sub.strategy == ref][quantity].mean()
-                if not np.isnan(level):
-                    unpruned = ref == "none"
-                    ax.axhline(scale * level, color="grey" if unpruned else "black", lw=1,
-                               ls="--" if unpruned else (":", "-.")[others.index(ref) % 2],
-                               label="none (unpruned)" if unpruned else ref)
-            for strategy, g in sub[~sub.strategy.isin(refs)].groupby("strategy"):
-                stats = g.groupby("fraction")[quantity].agg(["mean", "std"]).reset_index()
-                ax.errorbar(stats.fraction, scale * stats["mean"], yerr=scale * stats["std"].fillna(0),
-                            marker="o", ms=3, capsize=2, lw=1, label=strategy, color=colour[strategy])
-            label = f"{sub.metric.iloc[0]} (%)" if quantity == "value" else "target NLL (nats)"
-            ax.set_title(f"{model} · {task} (test)", fontsize=9)
+    test = df[df.split == "test"]
+    pairs = sorted({(str(m), str(t)) for m, t in zip(test.model, test.task, strict=True)})
+    roles = {s: "baseline" for s in baseline_names(set(df.strategy), df)}
+    cols = min(3, max(1, len(pairs)))
+    rows_n = -(-len(pairs) // cols) if pairs else 1
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 4.4 * rows_n), squeeze=False)
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    for ax, (model, task) in zip(axes.flat, pairs, strict=False):
+        sub = test[(test.model == model) & (test.task == task)]
+        stats = board_svg.summarise(sub)
+        references = {s for s, g in stats.groupby("strategy") if (g.fraction == 0).all()}
+        refs, baselines, methods = board_svg.pick(stats, {s: roles.get(s, "method") for s in stats.strategy},
+                                                  references)
+        colours = dict(zip(methods, board_svg.METHOD_COLOURS, strict=False))
+        colours |= dict(zip(baselines, board_svg.BASELINE_COLOURS, strict=False))
+        shown = stats[stats.strategy.isin(baselines + methods)]
+        percent = (sub.value.abs() <= 1).all()
+        scale = 100 if percent else 1
+        single = shown.fraction.nunique() <= 1
+        for r in refs:
+            colour, dash = board_svg.reference_style(r)
+            level = scale * stats[stats.strategy == r]["mean"].mean()
+            line = ax.axvline if single else ax.axhline
+            line(level, color=colour, lw=1.2, ls=(0, tuple(float(x) for x in dash.split())), label=r)
+        for i, s in enumerate(baselines + methods):
+            g = shown[shown.strategy == s].sort_values("fraction")
+            style = dict(color=colours[s], capsize=2, lw=1.4, ms=4 if len(g) > 1 else 6, marker="o",
+                         ls="--" if s in baselines else "-", label=s)
+            if single:
+                ax.errorbar(scale * g["mean"], [i] * len(g), xerr=scale * g.half, **style)
+            else:
+                ax.errorbar(g.fraction, scale * g["mean"], yerr=scale * g.half, elinewidth=0.8, **style)
+        unit = f"test {sub.metric.iloc[0]}" + (" (%)" if percent else "")
+        if single:
+            ax.set_yticks(range(len(baselines + methods)), [s[:24] for s in baselines + methods], fontsize=7)
+            ax.invert_yaxis()
+            at = f" at fraction {shown.fraction.iloc[0]:g}" if len(shown) else ""
+            ax.set_xlabel(unit + at, fontsize=8)
+        else:
             ax.set_xlabel("fraction pruned", fontsize=8)
-            ax.set_ylabel(label, fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
-    handles, labels = {}, {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-            labels[lab] = lab
-    fig.legend(handles.values(), labels.values(), loc="lower center", ncol=ncol, fontsize=8,
-               frameon=False)
-    fig.tight_layout(rect=(0, 0.3 * legend_rows / height + 0.01, 1, 1))
-    fig.savefig(path, dpi=110)
+            ax.set_ylabel(unit, fontsize=8)
+        ax.set_title(f"{model} · {task} (test)", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -294,6 +335,24 @@ def heatmap(df: pd.DataFrame, path: Path, strategy: str = "eigen") -> bool:
     return True
 
 
+def strategy_descriptions() -> dict[str, str]:
+    """Each registered strategy's description by name, for the page's links; empty where the
+    plugins cannot be loaded (a board must still be readable without them)."""
+    try:
+        found = registry().components["strategies"]
+    except Exception:  # a broken plugin must not stop a board from being read
+        return {}
+    return {name: comp.value.description for name, comp in found.items()}
+
+
+def controls(df: pd.DataFrame) -> set[str]:
+    """Baselines with random draws (their seed changes what they prune): the page files them
+    under "control", the comparisons a method's own luck is measured against."""
+    budgeted = set(df.strategy[df.fraction > 0])
+    flags = strategy_flags(df)
+    return {s for s, (baseline, seeded) in flags.items() if baseline and seeded and s in budgeted}
+
+
 def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None,
           html: Path | None = None) -> list[Path]:
     df = load(paths, model, task, strategy)
@@ -304,12 +363,14 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     t.to_csv(written[0], index=False)
     from harness import transfer
 
-    written[1].write_text(markdown(t) + transfer.cost_markdown(t) + transfer.transfer_markdown(df))
+    frame, lines = verdict_table(t), verdicts(t)
+    written[1].write_text(markdown(t, lines, frame) + transfer.cost_markdown(t)
+                          + transfer.transfer_markdown(df))
     plot_fraction_curves(df, written[2])
     if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")
     if html is not None:
-        from harness import board_html
-
-        written.append(board_html.write(html, t, df, written[2:], [str(p) for p in paths]))
+        written.append(board_html.write(
+            html, t, df, written[2:], [str(p) for p in paths], chosen=choose(df), verdicts=frame,
+            lines=lines, rule=RULE_TEXT, descriptions=strategy_descriptions(), controls=controls(df)))
     return written

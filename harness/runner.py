@@ -20,8 +20,13 @@ from collections.abc import Iterator
 import torch
 
 from harness import baseline_cache, calibration, evaluate, general, models, selection, spectral
+from harness import progress as notes
 from harness import tasks as task_lib
-from harness.bench import (
+from harness.decompositions import basis_key
+from harness.edits import Edit, snapshot
+from harness.errors import HarnessError
+from harness.export import mask_report, save_pruned
+from harness.grid import (
     BenchConfig,
     cell_config,
     eval_splits,
@@ -32,10 +37,6 @@ from harness.bench import (
     tests_chosen_only,
     versions,
 )
-from harness.decompositions import basis_key
-from harness.edits import Edit, snapshot
-from harness.errors import HarnessError
-from harness.export import mask_report, save_pruned
 from harness.strategy import PruneRequest, spectral_apply
 from harness.work import BaselineDone, BaselineJob, Cell, CellDone, Event, Job, JobFailed
 
@@ -90,12 +91,13 @@ class CellRunner:
     def _load(self) -> None:
         """(Re)load the model and forget everything computed from its weights."""
         cfg = self.cfg
-        self.model, self.tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)
-        self.lm = evaluate.wrap(self.model, self.tokenizer, cfg.batch_size)  # before pruning
-        self.digest = weights_digest(self.model)  # what a failed cell must leave behind
-        self.spectrum = spectral.SpectrumCache()
-        self.caches: dict[tuple, dict] = {}
-        self.all_matrices = selection.candidates(self.model) if self.needs_matrices else []
+        with notes.stage("loading the model"):
+            self.model, self.tokenizer = models.load(cfg.model, cfg.device, cfg.dtype)
+            self.lm = evaluate.wrap(self.model, self.tokenizer, cfg.batch_size)  # before pruning
+            self.digest = weights_digest(self.model)  # what a failed cell must leave behind
+            self.spectrum = spectral.SpectrumCache()
+            self.caches: dict[tuple, dict] = {}
+            self.all_matrices = selection.candidates(self.model) if self.needs_matrices else []
         self.probe = general.probe_batch(self.tokenizer)
         self._general_base: float | None = None
         self.loads += 1
@@ -125,8 +127,9 @@ class CellRunner:
         if isinstance(job, BaselineJob):
             try:
                 splits = eval_splits(self.task(job.task), self.cfg.select_on)
-                event = BaselineDone(job.task, {sp: self.baseline(job.task, sp) for sp in splits},
-                                     self.stamp, general_nll=self.general_base())
+                with notes.stage(job.label()):
+                    event = BaselineDone(job.task, {sp: self.baseline(job.task, sp) for sp in splits},
+                                         self.stamp, general_nll=self.general_base())
             except Exception as exc:
                 event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
             yield event
@@ -137,7 +140,8 @@ class CellRunner:
             return
         for cell in job.cells:
             try:
-                event = self.run_cell(cell)
+                with notes.stage(cell.label()):
+                    event = self.run_cell(cell)
             except Exception as exc:
                 event = JobFailed(cell.task, cell, describe_failure(exc, self.cfg))
                 self._recover()
@@ -165,7 +169,8 @@ class CellRunner:
         failed: list[Event] = []
         for cell in cells:
             try:
-                done.append(self.run_cell(cell, ["validation"]))
+                with notes.stage(cell.label()):
+                    done.append(self.run_cell(cell, ["validation"]))
             except Exception as exc:
                 failed.append(JobFailed(cell.task, cell, describe_failure(exc, self.cfg)))
                 self._recover()
@@ -174,7 +179,8 @@ class CellRunner:
             return
         best = done[pick([(d.results["validation"].value, d.cell.fraction) for d in done])]
         try:
-            tested = self.run_cell(best.cell, ["test"])
+            with notes.stage(best.cell.label()):
+                tested = self.run_cell(best.cell, ["test"])
         except Exception as exc:
             done.remove(best)  # its unit stays unfinished: a re-run does it again
             yield JobFailed(best.cell.task, best.cell, describe_failure(exc, self.cfg))

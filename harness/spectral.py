@@ -13,10 +13,12 @@ where a head loses nothing and keeps rounding error to the removed directions al
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
+from harness import progress as notes
 from harness.edits import Edit, snapshot
 from harness.matrices import Matrix
 
@@ -65,8 +67,9 @@ class SpectrumCache:
     def get(self, matrices: list[Matrix], decomposition: str = "plain", model=None,
             batches=None, options: dict | None = None) -> dict[str, Factors]:
         if decomposition == "plain":
-            for m in matrices:
-                if m.id not in self._factors:
+            todo = [m for m in matrices if m.id not in self._factors]
+            with notes.stage(f"SVDs of {len(todo)} matrices") if todo else nullcontext():
+                for m in todo:
                     start = time.perf_counter()
                     self._factors[m.id] = decompose(m)
                     self.seconds += time.perf_counter() - start

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness import progress as notes
 from harness import spectral
 from harness.calibration import Batch
 from harness.edits import Edit
@@ -93,7 +94,9 @@ class PruneRequest:
         key = ("scores", scorer_name, self.seed, self.objective, *self.basis)
         if key not in self.cache:
             self.factors()  # the SVDs first: their time is the row's svd_seconds, not scoring's
-            self.cache[key] = self.score(self.context(), scorer_name)
+            shown = f"scoring ({scorer_name}, {sum(b.n_examples for b in self.batches)} calibration examples)"
+            with notes.stage(shown):
+                self.cache[key] = self.score(self.context(), scorer_name)
         return self.cache[key]
 
     # Every scorer and pruner call of the core and of searching strategies goes through `score`

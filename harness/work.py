@@ -106,14 +106,27 @@ class JobFailed:
 @dataclass
 class WorkerLost:
     """A worker died while running `job`; `retry` is the job of its unfinished cells, if any
-    retry is left (None when the retries are spent)."""
+    retry is left (None when the retries are spent). `job` is None when it died while starting
+    (loading the model): then `reason` also says whether another worker is being started."""
 
-    job: Job
+    job: Job | None
     reason: str
     retry: Job | None
 
 
-Event = BaselineDone | CellDone | JobFailed | WorkerLost
+@dataclass
+class Progress:
+    """What a worker is doing now, for the driver's bar: "int_mult eigen-verified f=0.1
+    seed=0 › measuring candidates 128/864" (harness/progress.py); with `line`, a line to keep
+    above the bar (what a step will cost). `worker` numbers it among several; None with one."""
+
+    text: str
+    line: bool = False
+    worker: int | None = None
+    left: float | None = None  # seconds a count in the text expects to take still
+
+
+Event = BaselineDone | CellDone | JobFailed | WorkerLost | Progress
 
 
 @dataclass
@@ -131,11 +144,12 @@ class ExecutorOptions:
 class Executor(Protocol):
     """Runs jobs on workers and streams their events back, in completion order.
 
-    `setup(config, n_jobs)` starts the workers (loading the model on each) and raises
-    `HarnessError` if one cannot start; `workers` then says how many there are, so the driver
-    can cut units to fit. `launch(jobs)` yields every event of every job; `close()` releases
-    the workers. Each worker builds a `harness.runner.CellRunner(config)` once and calls
-    `runner.run(job)` for every job it is given.
+    `setup(config, n_jobs)` starts the workers (loading the model on each; Ray's go on
+    starting while `launch` runs) and raises `HarnessError` for a bad input; `workers` then
+    says how many there are, so the driver can cut units to fit. `launch(jobs)` yields every
+    event of every job; `close()` releases the workers. Each worker builds a
+    `harness.runner.CellRunner(config)` once and calls `runner.run(job)` for every job it is
+    given.
     """
 
     workers: int

@@ -28,6 +28,7 @@ import time
 import torch
 
 from harness import hookimpl, spectral
+from harness import progress as notes
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.strategy import PruneRequest, Strategy
@@ -74,12 +75,18 @@ def budget_apply(request: PruneRequest, by_kind: bool = False) -> Edit:
     def label(group: str, fraction: float) -> str:
         return f"{group}@{fraction:g}" if by_kind and fraction > 0 else f"{fraction:g}"
 
+    what = "kinds x fractions" if by_kind else "fractions"
+    notes.announce(f"{strategy.name} cap={request.fraction:g} seed={request.seed}: searching "
+                   f"{len(trials)} {what} on at most {limit} {split} examples each (up to "
+                   f"{len(trials) * limit:,} examples evaluated; --limit does not bound it)")
     start = time.perf_counter()
     values = {}
-    for group, fraction in trials:  # one evaluation each; scores are shared
+    for k, (group, fraction) in enumerate(trials, 1):  # one evaluation each; scores are shared
         edit = prune(group, fraction)
         try:
-            values[(group, fraction)] = request.evaluate(split, limit)
+            shown = label(group, fraction) if by_kind and fraction > 0 else f"fraction {fraction:g}"
+            with notes.stage(f"searching {shown} ({k}/{len(trials)})"):
+                values[(group, fraction)] = request.evaluate(split, limit)
         finally:
             edit.restore()
     search_seconds = time.perf_counter() - start

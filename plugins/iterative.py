@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from harness import hookimpl, spectral
+from harness import progress as notes
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.scoring import ScoringContext
@@ -46,6 +47,10 @@ def iterative_apply(request: PruneRequest) -> Edit:
     history = []
     scoring_seconds = 0.0
     first_scores = scores = None
+    if rounds > 1:
+        notes.announce(f"{strategy.name} f={request.fraction:g} seed={request.seed}: {rounds} rounds, "
+                       f"{rounds - 1} more scoring pass(es) on the calibration sample than eigen "
+                       "(--limit does not bound them)")
     try:
         for r in range(1, rounds + 1):
             if r == 1:  # the unpruned model: the request's cached scores are exactly these
@@ -57,7 +62,8 @@ def iterative_apply(request: PruneRequest) -> Edit:
                            for i, f in factors.items()}
                 ctx = ScoringContext(request.model, request.matrices, current, request.batches,
                                      request.seed, objective=request.objective)
-                scores, seconds = request.score(ctx)
+                with notes.stage(f"round {r}/{rounds}: scoring the pruned model"):
+                    scores, seconds = request.score(ctx)
                 means = ctx.input_means() if strategy.compensate else None
             scoring_seconds += seconds
             ranked = {i: s.masked_fill(~keep[i].to(s.device), -torch.inf) for i, s in scores.items()}

@@ -15,6 +15,7 @@ import math
 import torch
 
 from harness import hookimpl, spectral
+from harness import progress as notes
 from harness.edits import Edit
 from harness.errors import HarnessError
 from harness.strategy import PruneRequest, Strategy
@@ -36,10 +37,14 @@ def laser_apply(request: PruneRequest) -> Edit:
     limit = request.options.get("search_limit") or SEARCH_LIMIT
     split = request.search_split()
     trials = []
-    for matrix in request.matrices:
+    n = len(request.matrices)
+    notes.announce(f"laser f={request.fraction:g}: searching {n} matrices on at most {limit} {split} "
+                   f"examples each (up to {n * limit:,} examples evaluated; --limit does not bound it)")
+    for k, matrix in enumerate(request.matrices, 1):
         edit = truncate(request, matrix)
         try:
-            value = request.evaluate(split, limit)
+            with notes.stage(f"searching {matrix.id} ({k}/{n})"):
+                value = request.evaluate(split, limit)
         finally:
             edit.restore()
         trials.append((value, matrix))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import resource
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,13 @@ CASES: list[list[str]] = [
     ["leaderboard", "missing.csv"],
     ["leaderboard", "truncated.csv", "--out-dir", "lb"],
     ["leaderboard", "truncated.csv", "--out-dir", "lb", "--task", "nope"],
+    ["bench", *BASE, "--executor", "nope"],
+    ["bench", *BASE, "--executor", "ray", "--address", "127.0.0.1:1"],
+    ["bench", *BASE, "--executor", "ray", "--address", "NOT_RAY"],
+    ["bench", *BASE, "--executor", "ray", "--address", "head-node"],
+    ["bench", *BASE, "--executor", "ray", "--max-workers", "0"],
+    ["bench", *BASE, "--executor", "ray", "--cpus-per-worker", "0"],
+    ["bench", *BASE, "--executor", "ray", "--max-retries", "-1"],
     ["benh", "--task", "int_mult"],
     ["tasks", "--tasks-dir", "no-such-tasks"],
 ]
@@ -112,8 +120,11 @@ def setup(root: Path) -> None:
 
 def main() -> None:
     harness = [sys.executable, "-m", "harness.cli"]
-    env = {**os.environ, "EIGENHARNESS_PLUGINS": "", "PYTHONUNBUFFERED": "1"}
-    with tempfile.TemporaryDirectory(prefix="bad-inputs-") as tmp:
+    env = {**os.environ, "EIGENHARNESS_PLUGINS": "", "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": ""}
+    # NOT_RAY: a port where something listens that is not a Ray cluster (the kernel accepts)
+    not_ray = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{not_ray.getsockname()[1]}"
+    with tempfile.TemporaryDirectory(prefix="bad-inputs-") as tmp, not_ray:
         root = Path(tmp)
         setup(root)
         print("| # | command | exit | line printed | seconds | CPU seconds |")
@@ -122,6 +133,7 @@ def main() -> None:
         for i, args in enumerate(CASES, 1):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
+            args = [address if a == "NOT_RAY" else a for a in args]
             run = subprocess.run([*harness, *args], cwd=root, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -6,6 +6,12 @@
   half-edit     zeroes layer 0's K weights, then raises (a strategy that cannot undo)
   poison        spectral, with a scorer that writes NaN into the weights and then scores:
                 the calibration loss is NaN
+
+`Faults(flag_dir, kill={"constructor": n, "load": m})` also kills the first n Ray workers
+that build their plugins (the actor's constructor) and the first m that load the model, each
+kill claimed once across processes through a file in `flag_dir`; with `kill_after="died-once"`
+only once die-once has killed its worker (so the replacement is the one that dies). Never in
+the process that made the object (the driver).
 """
 
 from __future__ import annotations
@@ -21,8 +27,42 @@ from harness.strategy import Strategy
 
 
 class Faults:
-    def __init__(self, flag_dir: str | Path) -> None:
-        self.flag = Path(flag_dir) / "died-once"
+    def __init__(self, flag_dir: str | Path, kill: dict[str, int] | None = None,
+                 kill_after: str | None = None) -> None:
+        self.dir = Path(flag_dir)
+        self.flag = self.dir / "died-once"
+        self.kill = dict(kill or {})
+        self.kill_after = kill_after
+        self.driver = os.getpid()
+
+    def maybe_die(self, phase: str) -> None:
+        """In a worker, claim one of `phase`'s kills that no process has claimed yet, and die."""
+        if os.getpid() == self.driver or (self.kill_after and not (self.dir / self.kill_after).exists()):
+            return
+        for i in range(self.kill.get(phase, 0)):
+            try:
+                os.close(os.open(self.dir / f"killed-{phase}-{i}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            os._exit(1)
+
+    def killed(self, phase: str) -> int:
+        return len(list(self.dir.glob(f"killed-{phase}-*")))
+
+    def _arm_model_load(self) -> None:
+        """Make this worker's model load claim a "load" kill first."""
+        from harness import models
+
+        load = models.load
+        if getattr(load, "faults", None) is self:
+            return
+
+        def dying_load(*args, **kwargs):
+            self.maybe_die("load")
+            return load(*args, **kwargs)
+
+        dying_load.faults = self
+        models.load = dying_load
 
     def die_once(self, request):
         if not self.flag.exists():
@@ -56,6 +96,11 @@ class Faults:
 
     @hookimpl
     def register_strategies(self, register):
+        # A Ray worker's constructor collects its plugins: this hook runs there
+        if os.getpid() != self.driver:
+            self.maybe_die("constructor")
+            if self.kill.get("load"):
+                self._arm_model_load()
         seed_free = dict(matrices="k", needs_calibration=False, seeded=False)
         register(Strategy("die-once", "dies once", apply=self.die_once, **seed_free))
         register(Strategy("explode-0.2", "raises at 0.2", apply=self.explode, **seed_free))

@@ -129,10 +129,18 @@ def test_save_writes_a_plain_transformers_model_with_the_same_logits(tiny_dir, t
 
     saved = tmp_path / "pruned"
     out = tmp_path / "r.csv"
-    result = bench("--model", str(tiny_dir), "--output", str(out), "--task", "int_mult",
-                   "--strategy", "eigen", "--fraction", "0.3", "--limit", "4", "--matrices", "k,o",
-                   "--calibration-size", "8", "--save", str(saved), "--select-on", "none")
+    umask = os.umask(0o022)
+    try:
+        result = bench("--model", str(tiny_dir), "--output", str(out), "--task", "int_mult",
+                       "--strategy", "eigen", "--fraction", "0.3", "--limit", "4", "--matrices", "k,o",
+                       "--calibration-size", "8", "--save", str(saved), "--select-on", "none")
+    finally:
+        os.umask(umask)
     assert result.exit_code == 0, result.output
+    # every file as any new file under umask 022: another user can load the model
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in saved.iterdir()} == {
+        p.name: oct(0o644) for p in saved.iterdir()}
+    assert (saved / "model.safetensors").is_file()
     reloaded = AutoModelForCausalLM.from_pretrained(saved).eval()
     assert reloaded.config.attention_bias  # compensation created k biases; the config says so
     masks = (saved / "eigenharness_masks.json").read_text()
@@ -163,7 +171,12 @@ def test_save_writes_a_plain_transformers_model_with_the_same_logits(tiny_dir, t
     edit = spectral_apply(req)
     with torch.no_grad():
         pruned = model(ids).logits
-    save_pruned(model, tok, matrices, edit, tmp_path / "pruned2")
+    umask = os.umask(0o027)  # the umask is honoured, not overridden
+    try:
+        save_pruned(model, tok, matrices, edit, tmp_path / "pruned2")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "pruned2" / "model.safetensors").stat().st_mode & 0o777 == 0o640
     edit.restore()
     again = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned2").eval()
     with torch.no_grad():

@@ -39,8 +39,8 @@ def test_choice_is_made_on_validation_never_on_test(tmp_path):
     assert str(eigen.fraction) == "0.1" and eigen.chosen_on == "validation" and eigen.seeds == 2
     assert abs(eigen.value_mean - 0.61) < 1e-9 and abs(eigen.value_std - 0.0141421356) < 1e-6
     md = (tmp_path / "leaderboard.md").read_text()
-    assert md.startswith("Verdicts") and "The rule: " in md
-    assert "| m | t | task split | eigen | 0.1 (validation) | 61.00 |" in md
+    assert md.startswith("## Verdict") and "**The rule.** " in md  # the answer first, then the rows
+    assert "| m | t | task split | eigen | method | 0.1 (validation) | 61.00 | 2 seeds |" in md
     for name in ("accuracy_vs_fraction.png", "eigen_heatmap.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 

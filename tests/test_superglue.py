@@ -16,7 +16,8 @@ from harness.cli import cli
 DATA = Path(os.environ.get("EIGENHARNESS_TEST_SUPERGLUE",
                            Path(__file__).resolve().parents[2] / "shared" / "data" / "superglue"))
 pytestmark = pytest.mark.skipif(not (DATA / "cb" / "train.jsonl").is_file(),
-                                reason=f"SuperGLUE jsonl files not found at {DATA}")
+                                reason=f"SuperGLUE jsonl files not found at {DATA} (the ../shared "
+                                "checkout beside this one; or set EIGENHARNESS_TEST_SUPERGLUE)")
 
 COUNTS = {"cb": (250, 56), "copa": (400, 100), "rte": (2490, 277)}
 
