@@ -14,8 +14,8 @@ from conftest import char_tokenizer, tiny_model
 from torch.nn import functional as F
 
 from harness import general, leaderboard, transfer
-from harness.bench import BenchConfig, cell_config, resolve_strategies
 from harness.cli import cli
+from harness.grid import BenchConfig, cell_config, resolve_strategies
 
 SMALL = ["--task", "int_mult", "--limit", "4", "--calibration-size", "8",
          "--calibration-batch-size", "4", "--device", "cpu", "--fraction", "0.3"]
