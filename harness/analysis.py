@@ -394,6 +394,8 @@ def board(df, chosen, flags: dict[str, tuple[bool, bool]], resamples: int = stat
                 "value_low": low, "value_high": high,
                 "delta_mean": g.delta.mean(), "p_value_median": g.p_value.median(),
                 "nll_mean": g.nll.mean(), "nll_delta_mean": g.nll_delta.mean(),
+                "general_nll_delta_mean": g.general_nll_delta.mean() if "general_nll_delta" in g
+                else math.nan,
                 "seeds": int(g.seed.nunique()), "folds": int(g.folds.max()), "n": n_examples,
                 "n_pruned": int(g.n_pruned.median()), "unit": g.unit.iloc[0] if "unit" in g else "",
                 "verdict": "", "p_holm": math.nan,

@@ -104,6 +104,9 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         objective=s.objective if pruning and s.spectral else "",
         calibration_batch_size=config["calibration_batch_size"],
         role="baseline" if s.baseline else "method",
+        decomposition=s.decomposition if pruning and s.spectral else "",
+        general_nll=edit.general_nll, general_nll_delta=edit.general_nll - edit.general_nll_base,
+        transfer=json.dumps(edit.transfer, sort_keys=True) if edit.transfer else "",
     )
 
 
@@ -153,8 +156,9 @@ class _Driver:
             self.baselines[event.task] = event.results
             for s, seed, fraction, key in self.baseline_cells.pop(event.task, []):
                 config = cell_config(self.cfg, event.task, s, seed, fraction)
+                unpruned = Edit(n_total=0, general_nll=event.general_nll, general_nll_base=event.general_nll)
                 done = CellDone(Cell(event.task, s.name, seed, fraction, key), config, event.results,
-                                Edit(n_total=0), 0, 0.0, event.stamp or self.stamp)
+                                unpruned, 0, 0.0, event.stamp or self.stamp)
                 self.write(done)
                 self.progress.update(1)
             for waiting in self.waiting.pop(event.task, []):

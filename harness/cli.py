@@ -134,6 +134,11 @@ def cli(debug: bool) -> None:
 @click.option("--objective", help="What the scores estimate: ce (default), margin, first-token, or "
               "a plugin's (see `harness plugins`).")
 @click.option("--pruner", help="Override the strategy's pruner: global-fraction, per-matrix, threshold.")
+@click.option("--decomposition", help="The basis of the singular values: plain (default), scaled "
+              "(ASVD), whitened (SVD-LLM), or a plugin's (see `harness plugins`).")
+@click.option("--also-eval", "also_eval", multiple=True, metavar="TASKS",
+              help="Also measure every pruned cell on these tasks (comma list): the board's "
+              "transfer table, pruned for one task and measured on another.")
 @click.option("--compensate/--no-compensate", default=None,
               help="Move the pruned directions' mean effect into the bias (default: per strategy).")
 @click.option("--threshold", type=float, help="Score threshold for --pruner threshold.")
@@ -197,6 +202,7 @@ def bench(**kw) -> None:
         calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
         batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
         scorer=kw["scorer"], objective=kw["objective"], pruner=kw["pruner"],
+        decomposition=kw["decomposition"], also_eval=split_list(kw["also_eval"]),
         compensate=kw["compensate"], threshold=kw["threshold"], options=options,
         device=kw["device"], dtype=kw["dtype"],
         tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],

@@ -27,6 +27,10 @@ class Edit:
     details: dict[str, Any] = field(default_factory=dict)  # e.g. LASER's chosen layer and rank
     # storage and spectrum of what a spectral edit keeps, named as the Row fields they fill
     spectrum: dict[str, float] = field(default_factory=dict)
+    # the general-text probe's loss with this edit applied and without (harness/general.py)
+    general_nll: float = float("nan")
+    general_nll_base: float = float("nan")
+    transfer: dict[str, dict] = field(default_factory=dict)  # --also-eval: task -> its result
 
 
 def snapshot(modules: Iterable[nn.Module]) -> Callable[[], None]:

@@ -46,6 +46,8 @@ class BenchConfig:
     layers: str | None = None
     scorer: str | None = None
     objective: str | None = None  # overrides what each spectral strategy's scores estimate
+    decomposition: str | None = None  # overrides each spectral strategy's basis (plain, whitened...)
+    also_eval: list[str] = field(default_factory=list)  # tasks each pruned cell is measured on too
     pruner: str | None = None
     compensate: bool | None = None
     threshold: float | None = None
@@ -78,6 +80,7 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
     for name, s in zip(cfg.strategies, named, strict=True):
         overrides = {k: v for k, v in (("matrices", cfg.matrices), ("scorer", cfg.scorer),
                                        ("objective", cfg.objective), ("pruner", cfg.pruner),
+                                       ("decomposition", cfg.decomposition),
                                        ("compensate", cfg.compensate))
                      if v is not None and s.uses_fraction}
         if not s.spectral:  # they mean nothing to a custom one
@@ -87,7 +90,8 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
         knobs = {k: v for k, v in sorted(values.items()) if s.options[k] != v}  # sorted: one label
         # (and one config hash) whatever order the --option flags came in
         if changed or knobs:
-            seeded = s.seeded or "scorer" in changed or "objective" in changed or changed.get("compensate")
+            seeded = (s.seeded or "scorer" in changed or "objective" in changed or changed.get("compensate")
+                      or "decomposition" in changed)
             # (a calibration sample or a scorer the seed may move)
             s = dataclasses.replace(s, name=variant_name(name, {**changed, **knobs}), seeded=bool(seeded),
                                     options={**s.options, **knobs}, **changed)
@@ -95,6 +99,7 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
             reg.get("scorers", s.scorer)
         if s.uses_fraction and s.spectral:
             reg.get("objectives", s.objective)
+            reg.get("decompositions", s.decomposition)
         if s.spectral:
             reg.get("pruners", s.pruner)
         for spec in (s.matrices or "").split(","):
@@ -183,6 +188,11 @@ def cell_config(cfg: BenchConfig, task: str, s: Strategy, seed: int, fraction: f
               "calibration_batch_size": cfg.calibration_batch_size, "dtype": cfg.dtype}
     if fold is not None:
         config.update(folds=folds, fold=fold)
+    # keys added only away from their defaults, so every earlier row keeps its config hash
+    if s.decomposition != "plain":
+        config["decomposition"] = s.decomposition
+    if cfg.also_eval and s.uses_fraction:
+        config["also_eval"] = sorted(cfg.also_eval)
     return config
 
 

@@ -15,7 +15,8 @@ The data flow the hooks plug into (see harness/bench.py):
 
     architecture(model) -> [Matrix]          every prunable matrix of the model
     selector([Matrix])  -> [Matrix]          hook point 1: which of them to prune
-    spectral.decompose  -> Factors           U, S, Vh per Matrix, heads batched
+    decomposition       -> Factors           U, S, Vh per Matrix, heads batched, in the
+                                             strategy's basis (plain SVD or data-aware)
     scorer(ctx)         -> {id: (H, r)}      hook point 2: one score per singular value,
                                              estimating the change of an objective (the loss)
     pruner(scores, fraction, options) -> {id: (H, r) bool}   hook point 3: True = keep
@@ -52,6 +53,24 @@ def register_selectors(register):
     picks from the architecture's candidates. Names are what users type with ``--matrices``
     (comma lists are unions: ``--matrices k,v``). Layer restriction (``--layers``) is applied
     by the core after selection.
+    """
+
+
+@hookspec
+def register_decompositions(register):
+    """The basis singular values live in (``--decomposition``, a strategy's ``decomposition``).
+
+    Call ``register(name, factor)`` where
+    ``factor(blocks: Tensor (H, o, i), activations, options: dict) -> harness.spectral.Factors``
+    factors each head block as W = U diag(S) Vh, S descending per head. A data-aware basis
+    transforms the input side, W T = U S V'ᵀ, and returns ``Factors(U, S, V'ᵀ T⁻¹)``: every
+    scorer, pruner and the bias compensation then work unchanged, and the core checks that
+    U S Vh gives W back. Mark ``factor`` with ``@harness.decompositions.uses("gram", alpha=0.5)``
+    to receive ``activations`` (``harness.decompositions.Activations``: per-block mean |x| and,
+    when asked for, the Gram matrix E[x xᵀ], float64, over the calibration tokens of the cell's
+    task and seed) and to declare option defaults (set with ``--option``); unmarked, it gets
+    ``None`` and is computed once per model. Built-ins: ``plain``, ``scaled`` (ASVD),
+    ``whitened`` (SVD-LLM) in plugins/decompositions.py.
     """
 
 

@@ -70,6 +70,12 @@ class Row:
     # "baseline" or "method", as the strategy's plugin declared it when the row was written:
     # a board built where that plugin is not installed still knows what a method must beat
     role: str = ""
+    decomposition: str = ""  # the basis of a spectral strategy's singular values (plain, whitened...)
+    # mean NLL per token of a fixed general-text probe (harness/general.py) with the row's
+    # weights, and its change from the unpruned model's: what pruning for the task costs elsewhere
+    general_nll: float = float("nan")
+    general_nll_delta: float = float("nan")
+    transfer: str = ""  # --also-eval: JSON {task: {metric, value, baseline, delta, p_value, n, nll}}
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -30,7 +30,8 @@ from harness.recipes import Strategy
 
 GROUP = "eigenharness"
 BUILTIN_PACKAGE = "eigenharness_plugins"
-KINDS = ("architectures", "selectors", "scorers", "objectives", "pruners", "strategies", "executors")
+KINDS = ("architectures", "selectors", "decompositions", "scorers", "objectives", "pruners",
+         "strategies", "executors")
 
 
 @dataclass
@@ -168,6 +169,7 @@ def checked_apply(name: str, apply: Any) -> Any:
 
 
 SINGULAR = {"scorers": "scorer", "pruners": "pruner", "strategies": "strategy",
+            "decompositions": "decomposition",
             "objectives": "objective"}
 
 

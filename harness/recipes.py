@@ -26,6 +26,7 @@ class Strategy:
     matrices: str = "k"  # selector names, comma-separated (a union)
     scorer: str | None = None
     objective: str = "ce"  # what the scores estimate (hook register_objectives; --objective)
+    decomposition: str = "plain"  # the basis of the singular values (hook register_decompositions)
     pruner: str = "global-fraction"
     compensate: bool = True
     fraction: float = 0.2  # the default budget

@@ -70,7 +70,8 @@ def load(paths: list[Path], model=None, task=None, strategy=None) -> pd.DataFram
     df = df.drop_duplicates(["config_hash", "split"], keep="last")
     # results written before loss, folds, limit or dtype were recorded
     for column, default in (("nll", np.nan), ("nll_delta", np.nan), ("folds", 0), ("fold", -1),
-                            ("limit", np.nan), ("dtype", ""), ("unit", "")):
+                            ("limit", np.nan), ("dtype", ""), ("unit", ""),
+                            ("general_nll", np.nan), ("general_nll_delta", np.nan)):
         df[column] = df[column].fillna(default) if column in df else default
     df["folds"], df["fold"] = df.folds.astype(int), df.fold.astype(int)
     df["design"] = analysis.design_labels(df)
@@ -361,8 +362,11 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     written = [out_dir / "leaderboard.csv", out_dir / "leaderboard.md",
                out_dir / "accuracy_vs_fraction.png"]
     t.to_csv(written[0], index=False)
+    from harness import transfer
+
     frame, lines = verdict_table(t), verdicts(t)
-    written[1].write_text(markdown(t, lines, frame))
+    written[1].write_text(markdown(t, lines, frame) + transfer.cost_markdown(t)
+                          + transfer.transfer_markdown(df))
     plot_fraction_curves(df, written[2])
     if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 
 import torch
 
-from harness import baseline_cache, calibration, evaluate, models, selection, spectral
+from harness import baseline_cache, calibration, evaluate, general, models, selection, spectral
 from harness import progress as notes
 from harness import tasks as task_lib
+from harness.decompositions import basis_key
 from harness.edits import Edit, snapshot
 from harness.errors import HarnessError
 from harness.export import mask_report, save_pruned
@@ -73,7 +74,8 @@ class CellRunner:
         strategies = resolve_strategies(cfg)
         self.cfg = cfg = dataclasses.replace(cfg, select_on=select_on(cfg, strategies))
         self.strategies = {s.name: s for s in strategies}
-        self.manager, self.loaded = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
+        self.manager, self.loaded = task_lib.load(list(dict.fromkeys([*cfg.tasks, *cfg.also_eval])),
+                                                  cfg.tasks_dir, cfg.data_dir)
         self.views: dict[str, object] = {}
         self.needs_matrices = any(s.uses_fraction for s in self.strategies.values())
         self.loads = 0
@@ -96,7 +98,16 @@ class CellRunner:
             self.spectrum = spectral.SpectrumCache()
             self.caches: dict[tuple, dict] = {}
             self.all_matrices = selection.candidates(self.model) if self.needs_matrices else []
+        self.probe = general.probe_batch(self.tokenizer)
+        self._general_base: float | None = None
         self.loads += 1
+
+    def general_base(self) -> float:
+        """The unpruned model's loss on the general-text probe (measured once per load, while
+        no edit is applied: every cell restores before the next one starts)."""
+        if self._general_base is None:
+            self._general_base = general.nll(self.model, self.probe)
+        return self._general_base
 
     def _recover(self) -> None:
         """After a failed cell: the weights must be the loaded ones, else reload the model
@@ -118,7 +129,7 @@ class CellRunner:
                 splits = eval_splits(self.task(job.task), self.cfg.select_on)
                 with notes.stage(job.label()):
                     event = BaselineDone(job.task, {sp: self.baseline(job.task, sp) for sp in splits},
-                                         self.stamp)
+                                         self.stamp, general_nll=self.general_base())
             except Exception as exc:
                 event = JobFailed(job.task, None, describe_failure(exc, self.cfg))
             yield event
@@ -176,6 +187,7 @@ class CellRunner:
             self._recover()
         else:
             best.results["test"] = tested.results["test"]
+            best.edit.transfer = tested.edit.transfer
             best.seconds += tested.seconds
         yield from done
 
@@ -194,18 +206,23 @@ class CellRunner:
             batches=self.batches.get((cell.task, cell.seed), []) if s.needs_calibration else [],
             spectrum=self.spectrum,
             options={**s.options, "threshold": cfg.threshold, "eval_split": task_lib.eval_split(task)},
-            cache=self.caches.setdefault((cell.task, tuple(m.id for m in matrices), cell.seed), {}),
+            cache=self.caches.setdefault((cell.task, tuple(m.id for m in matrices), cell.seed,
+                                          *basis_key(s.decomposition, s.options)), {}),
             evaluate=lambda split, limit: evaluate.run(self.lm, task, split, limit, self.manager).value,
         )
         # The spectral path undoes a half-done prune itself; a strategy's own `apply` might not,
         # so its matrices are copied first (only then: the copy costs memory).
         guard = snapshot(m.module for m in matrices) if s.apply is not None else (lambda: None)
         svd_before = self.spectrum.seconds
+        base_general = self.general_base()  # before the edit: the unpruned model's
+        also = self.transfer_baselines(cell.task) if cfg.also_eval and splits != ["validation"] else {}
         try:
             edit = (s.apply or spectral_apply)(request)
             try:
                 results = {sp: evaluate.run(self.lm, task, sp, cfg.limit, self.manager)
                            for sp in splits or eval_splits(task, cfg.select_on)}
+                general_nll = general.nll(self.model, self.probe)
+                transfer = self.transfer(also)
                 if cfg.save is not None:
                     save_pruned(self.model, self.tokenizer, matrices, edit, cfg.save, meta=config)
             finally:
@@ -216,11 +233,34 @@ class CellRunner:
         seconds = time.perf_counter() - start
         slim = Edit(n_pruned=edit.n_pruned, n_total=edit.n_total, unit=edit.unit,
                     scoring_seconds=edit.scoring_seconds, details=dict(edit.details),
-                    spectrum=dict(edit.spectrum), svd_seconds=self.spectrum.seconds - svd_before)
+                    spectrum=dict(edit.spectrum), svd_seconds=self.spectrum.seconds - svd_before,
+                    general_nll=general_nll, general_nll_base=base_general, transfer=transfer)
         report = mask_report(edit, matrices, config) if edit.masks is not None else None
         return CellDone(cell, config, results, slim,
                         sum(b.n_examples for b in request.batches) if s.needs_calibration else 0,
                         seconds, self.stamp, report)
+
+    def transfer_baselines(self, own: str) -> dict[str, evaluate.EvalResult]:
+        """--also-eval: the unpruned model on each other task's reported split. Called before
+        the cell's edit: a baseline evaluated with the edit applied would be the pruned model's,
+        and the on-disk cache would keep it under the unpruned weights' hash."""
+        others = [n for n in self.cfg.also_eval if n != task_lib.parse_slot(own)[0]]
+        return {n: self.baseline(n, task_lib.eval_split(self.task(n))) for n in others}
+
+    def transfer(self, bases: dict[str, evaluate.EvalResult]) -> dict[str, dict]:
+        """--also-eval: the edited model on each other task's reported split, against the
+        unpruned model there (`transfer_baselines`, taken before the edit)."""
+        from harness.stats import paired_p_value
+
+        out = {}
+        for name, base in bases.items():
+            task = self.task(name)
+            r = evaluate.run(self.lm, task, base.split, self.cfg.limit, self.manager)
+            split = base.split
+            out[name] = {"split": split, "metric": r.metric, "value": r.value, "baseline": base.value,
+                         "delta": r.value - base.value, "n": r.n, "nll": r.nll, "nll_delta": r.nll - base.nll,
+                         "p_value": paired_p_value(base.per_example, r.per_example)}
+        return out
 
     def run_reference(self, cell: Cell, config: dict, splits: list[str] | None, start: float) -> CellDone:
         """A model-free reference (the majority answer): its own LM answers every split. It has

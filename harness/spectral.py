@@ -53,17 +53,19 @@ def decompose(matrix: Matrix) -> Factors:
 
 
 class SpectrumCache:
-    """SVDs computed once per model and reused across tasks, fractions and strategies.
+    """Factors computed once per model and reused across tasks, fractions and strategies.
 
-    Entries are keyed by matrix id; they stay valid because every Edit is restored before the
-    next cell reads them.
+    Plain SVDs are keyed by matrix id alone; a data-aware decomposition's also by its name,
+    its options and the calibration set they came from (harness/decompositions.py). Entries
+    stay valid because every Edit is restored before the next cell reads them.
     """
 
     def __init__(self) -> None:
-        self._factors: dict[str, Factors] = {}
+        self._factors: dict = {}
         self.seconds = 0.0  # spent in SVDs so far: rows report it apart from scoring
 
     def get(self, matrices: list[Matrix]) -> dict[str, Factors]:
+        """The plain SVD of each matrix, computed once."""
         todo = [m for m in matrices if m.id not in self._factors]
         with notes.stage(f"SVDs of {len(todo)} matrices") if todo else nullcontext():
             for m in todo:
@@ -71,6 +73,17 @@ class SpectrumCache:
                 self._factors[m.id] = decompose(m)
                 self.seconds += time.perf_counter() - start
         return {m.id: self._factors[m.id] for m in matrices}
+
+    def keyed(self, key: tuple, matrices: list[Matrix], compute) -> dict[str, Factors]:
+        """Factors of another basis, kept under `key` (harness/decompositions.py: its name,
+        settings and calibration set); `compute(missing)` makes the missing ones at once (one
+        activation pass for all of them), timed into `seconds` like an SVD."""
+        missing = [m for m in matrices if (key, m.id) not in self._factors]
+        if missing:
+            start = time.perf_counter()
+            self._factors.update({(key, i): f for i, f in compute(missing).items()})
+            self.seconds += time.perf_counter() - start
+        return {m.id: self._factors[key, m.id] for m in matrices}
 
 
 def prune(

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness import decompositions, spectral
 from harness import progress as notes
-from harness import spectral
 from harness.calibration import Batch
 from harness.edits import Edit
 from harness.matrices import Matrix
@@ -57,7 +57,10 @@ class PruneRequest:
     evaluate: Callable[[str, int | None], float] | None = None
 
     def factors(self) -> dict[str, spectral.Factors]:
-        return self.spectrum.get(self.matrices)
+        """The selected matrices' factors in the strategy's basis (cached per model, basis and
+        calibration set)."""
+        return decompositions.factors(self.spectrum, self.matrices, self.strategy.decomposition,
+                                      self.model, self.batches, self.options)
 
     def search_split(self) -> str:
         """Where a strategy may search (a fraction, a matrix) without touching the reported
@@ -69,8 +72,13 @@ class PruneRequest:
     def objective(self) -> str:
         return self.strategy.objective
 
+    @property
+    def basis(self) -> tuple:
+        """() in the plain basis, else the decomposition and its settings (in cache keys)."""
+        return decompositions.basis_key(self.strategy.decomposition, self.options)
+
     def context(self) -> ScoringContext:
-        key = ("context", self.seed, self.objective)
+        key = ("context", self.seed, self.objective, *self.basis)
         if key not in self.cache:
             self.cache[key] = ScoringContext(
                 self.model, self.matrices, self.factors(), self.batches, self.seed,
@@ -81,7 +89,7 @@ class PruneRequest:
     def scores(self, scorer_name: str) -> tuple[dict[str, torch.Tensor], float]:
         """(scores, seconds it took to compute them), computed once per scorer, seed and
         objective (the strategy's)."""
-        key = ("scores", scorer_name, self.seed, self.objective)
+        key = ("scores", scorer_name, self.seed, self.objective, *self.basis)
         if key not in self.cache:
             self.factors()  # the SVDs first: their time is the row's svd_seconds, not scoring's
             shown = f"scoring ({scorer_name}, {sum(b.n_examples for b in self.batches)} calibration examples)"

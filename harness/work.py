@@ -74,6 +74,7 @@ class BaselineDone:
     task: str
     results: dict  # split -> evaluate.EvalResult
     stamp: dict = field(default_factory=dict)  # the worker's: library versions, architecture
+    general_nll: float = float("nan")  # the unpruned model's on the general-text probe
 
 
 @dataclass

@@ -95,7 +95,7 @@ def test_killed_sweep_resumes_without_duplicates_or_gaps(tiny_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--strategy", "eigne"], "unknown strategy 'eigne'; choose from: eigen, eigen-budget"),
+    (["--strategy", "eigne"], "unknown strategy 'eigne'; choose from: asvd, eigen, eigen-budget"),
     (["--fraction", "1.5", "--strategy", "eigen"], "fraction 1.5 is outside [0, 1)"),
     (["--task", "nope_task"], "unknown task 'nope_task'; choose from: cb_eigen, cb_lmeval, copa_eigen"),
     (["--model", "./missing-dir"], "model path './missing-dir' does not exist"),

@@ -1,4 +1,5 @@
-"""An eigenharness plugin: the `act-energy` strategy and its `activation-energy` scorer.
+"""An eigenharness plugin: the `act-energy` strategy and its `activation-energy` scorer, and
+the `rms-svd` strategy with its `rms-scaled` decomposition.
 
 Activation-weighted energy: singular direction j of a head block writes S[j] * (v_j . x) into
 the output, so its typical contribution on the task's own inputs is
@@ -8,8 +9,14 @@ the output, so its typical contribution on the task's own inputs is
 Directions the task's inputs barely excite score low and are pruned first, whatever their
 singular value. No gradient is needed: one forward pass per calibration batch.
 
-Only the public API is used: `harness.hookimpl`, `harness.strategy.Strategy` and the
-`ScoringContext` the core hands to a scorer (`ctx.passes()`, `ctx.factors`, `ctx.matrices`).
+A data-aware basis: `rms-scaled` weighs each input channel by its root mean square on the
+calibration tokens before the SVD (W T = U S V'ᵀ with T = diag(rms)) and hands back
+Factors(U, S, V'ᵀ T⁻¹), so the same scorers, pruners and bias compensation run in it; `rms-svd`
+truncates its smallest singular values.
+
+Only the public API is used: `harness.hookimpl`, `harness.strategy.Strategy`, the
+`ScoringContext` the core hands to a scorer (`ctx.passes()`, `ctx.factors`, `ctx.matrices`),
+`harness.decompositions.uses` and `harness.spectral.Factors`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from __future__ import annotations
 import torch
 
 from harness import hookimpl
+from harness.decompositions import Activations, uses
 from harness.scoring import ScoringContext
+from harness.spectral import Factors
 from harness.strategy import Strategy
 
 
@@ -35,6 +44,21 @@ def activation_energy(ctx: ScoringContext) -> dict[str, torch.Tensor]:
     return {k: ctx.factors[k].S * v / max(tokens, 1) for k, v in total.items()}
 
 
+@uses("gram")
+def rms_scaled(blocks: torch.Tensor, activations: Activations, options: dict) -> Factors:
+    """(H, o, i) head blocks -> factors in the basis T = diag(rms of each input channel); a
+    channel that never fired keeps a tiny scale, so T stays invertible."""
+    rms = activations.gram.diagonal(dim1=-2, dim2=-1).sqrt()  # (H, i)
+    rms = torch.maximum(rms, rms.amax(-1, keepdim=True).clamp_min(1e-30) * 1e-6)
+    U, S, Vh = torch.linalg.svd(blocks.double() * rms[:, None, :], full_matrices=False)
+    return Factors(U, S, Vh / rms[:, None, :])  # W = U S (Vh T⁻¹)
+
+
+@hookimpl
+def register_decompositions(register):
+    register("rms-scaled", rms_scaled)
+
+
 @hookimpl
 def register_scorers(register):
     register("activation-energy", activation_energy)
@@ -45,4 +69,8 @@ def register_strategies(register):
     register(Strategy(
         "act-energy", "activation-weighted energy S*|v.x| (example plugin): K matrices, global "
         "fraction, bias compensation", matrices="k", scorer="activation-energy",
+    ))
+    register(Strategy(
+        "rms-svd", "smallest singular values of the RMS-scaled weights (example plugin)",
+        matrices="k", scorer="sigma", decomposition="rms-scaled", compensate=False, baseline=True,
     ))

@@ -71,3 +71,34 @@ def test_strategy_prunes_the_least_excited_directions_and_restores():
     assert any(not torch.equal(m.weight(), before[m.id]) for m in matrices)
     edit.restore()
     assert all(torch.equal(m.weight(), before[m.id]) for m in matrices)
+
+
+def test_rms_basis_is_the_svd_of_the_channel_scaled_weight_and_restores_exactly():
+    from harness import selection
+    from harness.runner import weights_digest
+
+    model = testing.tiny_model("llama")
+    batches = testing.random_batches()
+    with testing.registry_with(plugin) as reg:
+        matrices = selection.select(selection.candidates(model), "k")
+        request = PruneRequest(model=model, matrices=matrices, fraction=0.25, seed=0,
+                               strategy=reg.get("strategies", "rms-svd"), batches=batches,
+                               spectrum=spectral.SpectrumCache())
+        factors = request.factors()
+        # the same basis the slow way: each channel's RMS over the real tokens, then an SVD
+        seen = []
+        handle = matrices[0].module.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+        with torch.no_grad():
+            for b in batches:
+                model(input_ids=b.input_ids, attention_mask=b.attention_mask)
+        handle.remove()
+        x = torch.cat([s[b.attention_mask.bool()] for s, b in zip(seen, batches, strict=True)])
+        rms = x.pow(2).mean(0).sqrt()
+        m = matrices[0]
+        expected = torch.linalg.svdvals(m.to_blocks(m.weight()) * rms)
+        torch.testing.assert_close(factors[m.id].S, expected, rtol=1e-6, atol=1e-9)
+        before = weights_digest(model)
+        edit = spectral_apply(request)
+        assert edit.n_pruned > 0 and weights_digest(model) != before
+        edit.restore()
+    assert weights_digest(model) == before
