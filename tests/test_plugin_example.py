@@ -45,7 +45,8 @@ def harness(site: Path, *args: str, plugins: str = "act_energy", cwd: Path | Non
 def test_installed_plugin_is_listed_and_its_strategy_runs_in_bench(installed, tiny_dir, tmp_path):
     listing = harness(installed, "plugins")
     assert listing.returncode == 0, listing.stderr
-    assert "act_energy 0.1.0  hooks: register_scorers, register_strategies" in listing.stdout
+    assert "act_energy 0.1.0  hooks: register_decompositions, register_scorers, register_strategies" \
+        in listing.stdout
     assert "scorers: activation-energy" in listing.stdout and "act-energy" in listing.stdout
 
     out = tmp_path / "results.csv"
