@@ -51,6 +51,8 @@ CASES: list[list[str]] = [
     ["bench", *BASE, "--folds", "1"],
     ["bench", *BASE, "--folds", "401"],
     ["bench", *BASE, "--folds", "many"],
+    ["bench", *BASE, "--strategy", "eigen", "--decomposition", "whitenned"],
+    ["bench", *BASE, "--strategy", "eigen", "--also-eval", "nope_task"],
     ["bench", *BASE, "--fractoin", "0.1"],
     ["bench", *BASE, "--tasks-dir", "no-such-tasks"],
     ["bench", *TINY, "--task", "my_task", "--tasks-dir", "tasks-broken-yaml"],
