@@ -39,6 +39,7 @@ def one_line_error(args: list[str], output=None) -> str:
     (["--strategy", "eigen", "--calibration-batch-size", "1"], "makes a batch of 1"),
     (["--strategy", "eigen", "--pruner", "prune-all"], "unknown pruner 'prune-all'; choose from: global-"),
     (["--task", "int_mlt"], "unknown task 'int_mlt' (did you mean int_mult?); choose from: cb_eigen"),
+    (["--strategy", "eigen", "--also-eval", "int_mlt"], "unknown task 'int_mlt' (did you mean int_mult?)"),
     (["--tasks-dir", "/nonexistent/tasks"], "--tasks-dir '/nonexistent/tasks' does not exist"),
     (["--model", "smollm2-13m"], "unknown model 'smollm2-13m' (did you mean smollm2-135m?)"),
     (["--model", "a/b/c"], "model path 'a/b/c' does not exist"),
