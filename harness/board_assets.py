@@ -59,6 +59,13 @@ table.verdicts td:nth-child(3) { min-width: 150px; max-width: 220px; overflow-wr
 table.verdicts td:nth-child(4), table.verdicts td:nth-child(5) { min-width: 190px; }
 table.verdicts tr.win td { background: var(--win); }
 ul.lines li { margin-bottom: 4px; }
+/* the cost-elsewhere tables: plain, in their own sideways-scrolling box (no sticky header here) */
+.scroll-x { overflow-x: auto; max-width: 100%; }
+table.plain { border-collapse: collapse; font-size: 13px; margin: 6px 0 14px; }
+table.plain th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px;
+  border-bottom: 2px solid var(--line); padding: 3px 8px; }
+table.plain td { padding: 3px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+table.plain td.num { text-align: right; font-variant-numeric: tabular-nums; }
 
 /* the table */
 .filters { display: flex; flex-wrap: wrap; gap: 6px 14px; align-items: center; margin: 8px 0 6px; }

@@ -579,6 +579,27 @@ def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str
             f'<thead>{"".join(head)}</thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
+def _elsewhere(tables: list[tuple[str, str, pd.DataFrame]]) -> str:
+    """What a strategy costs off its task (general-text loss, other tasks), one plain table
+    each; nothing when no row measured either."""
+    tables = [(title, note, frame) for title, note, frame in tables if not frame.empty]
+    if not tables:
+        return ""
+    out = ['<section id="elsewhere" aria-labelledby="elsewhere-h"><h2 id="elsewhere-h">Cost elsewhere</h2>']
+    for title, note, frame in tables:
+        numeric = [bool(frame[c].astype(str).str.fullmatch(r"[-+]?[\d.]+|-").all()) for c in frame.columns]
+        out.append(f"<h3>{esc(title)}</h3>" + (f'<p class="hint">{esc(note)}</p>' if note else "")
+                   + '<div class="scroll-x"><table class="plain"><thead><tr>'
+                   + "".join(f'<th scope="col">{esc(c)}</th>' for c in frame.columns)
+                   + "</tr></thead><tbody>")
+        for row in frame.itertuples(index=False):
+            out.append("<tr>" + "".join(f'<td{" class=num" if num else ""}>{esc(v)}</td>'
+                                        for v, num in zip(row, numeric, strict=True)) + "</tr>")
+        out.append("</tbody></table></div>")
+    out.append("</section>")
+    return "".join(out)
+
+
 def _strategies(table: pd.DataFrame, roles: dict[str, str], descriptions: dict[str, str]) -> str:
     names = sorted({str(s) for s in table.get("strategy", [])})
     seen: dict[str, list[str]] = {}
@@ -633,11 +654,13 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
            sources: Iterable[str] = (), title: str = "eigenharness leaderboard",
            path: str = "PATH", chosen: pd.DataFrame | None = None,
            verdicts: pd.DataFrame | None = None, lines: Iterable[str] = (), rule: str = "",
-           descriptions: dict[str, str] | None = None, controls: set[str] | None = None) -> str:
+           descriptions: dict[str, str] | None = None, controls: set[str] | None = None,
+           elsewhere: Iterable[tuple[str, str, pd.DataFrame]] = ()) -> str:
     """The whole page as a string. `table` is `report.table(rows)`, `rows` the raw results,
     `chosen` the test rows the report averaged (`report.choose`), `verdicts` its verdict table
     and `lines` the verdicts in words, `rule` the rule in plain words, `descriptions` each
-    strategy's description by recipe name, `controls` the baselines with random draws."""
+    strategy's description by recipe name, `controls` the baselines with random draws,
+    `elsewhere` the cost-elsewhere tables as (title, note, formatted frame)."""
     table = table.reset_index(drop=True)
     percent = _percent_metrics(rows)
     single_metric = "metric" in table and table["metric"].nunique() == 1
@@ -711,6 +734,8 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
     csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+    elsewhere_html = _elsewhere(list(elsewhere))
+    jump_elsewhere = ' · <a href="#elsewhere">cost elsewhere</a>' if elsewhere_html else ""
     plots_html = (f'<div class="panels">{"".join(panels)}</div>' if panels else "<p>No plots.</p>") + figures
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -727,8 +752,9 @@ def render(table: pd.DataFrame, rows: pd.DataFrame, plots: Iterable[Path] = (),
 <header>
 <h1>{esc(title)}</h1>
 <p class="intro">Does any pruning method beat every baseline? The answer per model and task first;
-then every strategy's test value at the fraction chosen on validation. Jump to: <a href="#board-h">table</a>
-· <a href="#plots">plots</a> · <a href="#strategies">strategies</a> · <a href="#data">data</a>.</p>
+then every strategy's test value at the fraction chosen on validation. Jump to:
+<a href="#board-h">table</a> · <a href="#plots">plots</a>{jump_elsewhere}
+· <a href="#strategies">strategies</a> · <a href="#data">data</a>.</p>
 </header>
 <main>
 {_verdict_section(verdicts, list(lines), rule, table, percent)}
@@ -766,6 +792,7 @@ seeds with an approximate 95 % interval (examples and seeds). Methods: warm colo
 cool colours, dashed; grey lines: the unpruned model and the majority answer. At most
 {board_svg.MAX_LINES} strategies a panel (the best of each role); the rest are named under it.</p>
 {plots_html}</section>
+{elsewhere_html}
 {_strategies(table, roles, descriptions or {})}
 {_downloads(sources, table)}
 </main>

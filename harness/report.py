@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import analysis, board_html, board_svg, leaderboard
+from harness import analysis, board_html, board_svg, leaderboard, transfer
 from harness.analysis import ALPHA, RULE_TEXT  # noqa: F401 (the board's rule, re-exported)
 from harness.board_format import fmt_p, seeds_text
 from harness.errors import HarnessError, warn
@@ -362,8 +362,6 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     written = [out_dir / "leaderboard.csv", out_dir / "leaderboard.md",
                out_dir / "accuracy_vs_fraction.png"]
     t.to_csv(written[0], index=False)
-    from harness import transfer
-
     frame, lines = verdict_table(t), verdicts(t)
     written[1].write_text(markdown(t, lines, frame) + transfer.cost_markdown(t)
                           + transfer.transfer_markdown(df))
@@ -373,5 +371,7 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
     if html is not None:
         written.append(board_html.write(
             html, t, df, written[2:], [str(p) for p in paths], chosen=choose(df), verdicts=frame,
-            lines=lines, rule=RULE_TEXT, descriptions=strategy_descriptions(), controls=controls(df)))
+            lines=lines, rule=RULE_TEXT, descriptions=strategy_descriptions(), controls=controls(df),
+            elsewhere=[(transfer.COST_TITLE, transfer.COST_NOTE, transfer.cost_table(t)),
+                       (transfer.TRANSFER_TITLE, transfer.TRANSFER_NOTE, transfer.transfer_table(df))]))
     return written

@@ -18,24 +18,31 @@ def _fmt(value: float, spec: str) -> str:
     return "-" if value is None or not np.isfinite(value) else format(value, spec)
 
 
-def cost_markdown(t: pd.DataFrame) -> str:
-    """General loss against task points, per pruned strategy at its chosen budget (the table
-    `report.table` made); empty when no row measured the probe."""
-    if "general_nll_delta_mean" not in t or t.general_nll_delta_mean.isna().all():
-        return ""
-    lines = ["", "## Cost elsewhere: general-text loss per point gained", "",
-             "Δ general NLL: nats per token on the fixed general-text probe, pruned minus unpruned "
+COST_TITLE = "Cost elsewhere: general-text loss per point gained"
+COST_NOTE = ("Δ general NLL: nats per token on the fixed general-text probe, pruned minus unpruned "
              "(mean over seeds); per point: that change divided by the task points gained "
-             "(only where the strategy gained).", "",
-             "| model | task | strategy | fraction (chosen on) | Δ task points | Δ general NLL "
-             "| Δ general NLL per point gained | seeds |", "|---|---|---|---|---|---|---|---|"]
+             "(only where the strategy gained).")
+TRANSFER_TITLE = "Transfer: pruned for one task, measured on another (--also-eval)"
+TRANSFER_NOTE = ("Each pruned cell measured on another task: mean over seeds of that task's metric, "
+                 "the unpruned model's there, the change, and the median paired p-value.")
+
+
+def cost_table(t: pd.DataFrame) -> pd.DataFrame:
+    """General loss against task points, per pruned strategy at its chosen budget (from the table
+    `report.table` made), formatted for reading; empty when no row measured the probe. The
+    markdown board and the page both print this one frame."""
+    if "general_nll_delta_mean" not in t or t.general_nll_delta_mean.isna().all():
+        return pd.DataFrame()
+    out = []
     for r in t[t.general_nll_delta_mean.notna() & (t.fraction != "0")].itertuples():
         points = 100 * r.delta_mean
         per_point = r.general_nll_delta_mean / points if points > 0 else float("nan")
-        lines.append(f"| {r.model} | {r.task} | {r.strategy} | {r.fraction} ({r.chosen_on}) | "
-                     f"{points:+.2f} | {_fmt(r.general_nll_delta_mean, '+.4f')} | "
-                     f"{_fmt(per_point, '+.4f')} | {r.seeds} |")
-    return "\n".join(lines) + "\n"
+        out.append({"model": r.model, "task": r.task, "design": getattr(r, "design", "task split"),
+                    "strategy": r.strategy, "fraction (chosen on)": f"{r.fraction} ({r.chosen_on})",
+                    "Δ task points": f"{points:+.2f}",
+                    "Δ general NLL": _fmt(r.general_nll_delta_mean, "+.4f"),
+                    "Δ general NLL per point gained": _fmt(per_point, "+.4f"), "seeds": str(r.seeds)})
+    return pd.DataFrame(out)
 
 
 def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -44,26 +51,42 @@ def transfer_rows(df: pd.DataFrame) -> pd.DataFrame:
     if "transfer" not in df:
         return pd.DataFrame()
     cells = df[df.transfer.fillna("").astype(str).str.startswith("{")].drop_duplicates("config_hash")
-    out = [{"model": r.model, "pruned_for": r.task, "strategy": r.strategy, "fraction": r.fraction,
-            "seed": r.seed, "measured_on": name, **m}
+    out = [{"model": r.model, "pruned_for": r.task, "design": getattr(r, "design", "task split"),
+            "strategy": r.strategy, "fraction": r.fraction, "seed": r.seed, "measured_on": name, **m}
            for r in cells.itertuples() for name, m in json.loads(r.transfer).items()]
     return pd.DataFrame(out)
 
 
-def transfer_markdown(df: pd.DataFrame) -> str:
-    """Pruned for A, measured on B: mean over seeds of B's metric, the unpruned model's, the
-    change, and the median paired p-value; empty when no cell ran with --also-eval."""
+def transfer_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Pruned for A, measured on B, one row per (model, A, strategy, fraction, B), formatted for
+    reading; empty when no cell ran with --also-eval."""
     rows = transfer_rows(df)
     if rows.empty:
+        return pd.DataFrame()
+    keys = ["model", "pruned_for", "design", "strategy", "fraction", "measured_on"]
+    out = []
+    for (model, pruned_for, design, strategy, fraction, measured_on), g in rows.groupby(keys, sort=True):
+        out.append({"model": model, "pruned for": pruned_for, "design": design, "strategy": strategy,
+                    "fraction": f"{fraction:g}", "measured on": measured_on,
+                    "value": f"{100 * g.value.mean():.2f}", "unpruned": f"{100 * g.baseline.mean():.2f}",
+                    "Δ points": f"{100 * g.delta.mean():+.2f}", "ΔNLL": _fmt(g.nll_delta.mean(), "+.3f"),
+                    "p (median)": _fmt(g.p_value.median(), ".3g"), "seeds": str(len(g)),
+                    "n": str(int(g.n.iloc[0]))})
+    return pd.DataFrame(out)
+
+
+def _markdown(title: str, note: str | None, frame: pd.DataFrame) -> str:
+    if frame.empty:
         return ""
-    lines = ["", "## Transfer: pruned for one task, measured on another (--also-eval)", "",
-             "| model | pruned for | strategy | fraction | measured on | value | unpruned | Δ points "
-             "| ΔNLL | p (median) | seeds | n |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    keys = ["model", "pruned_for", "strategy", "fraction", "measured_on"]
-    for key, g in rows.groupby(keys, sort=True):
-        model, pruned_for, strategy, fraction, measured_on = key
-        lines.append(f"| {model} | {pruned_for} | {strategy} | {fraction:g} | {measured_on} | "
-                     f"{100 * g.value.mean():.2f} | {100 * g.baseline.mean():.2f} | "
-                     f"{100 * g.delta.mean():+.2f} | {_fmt(g.nll_delta.mean(), '+.3f')} | "
-                     f"{_fmt(g.p_value.median(), '.3g')} | {len(g)} | {int(g.n.iloc[0])} |")
+    lines = ["", f"## {title}", ""] + ([note, ""] if note else [])
+    lines += ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def cost_markdown(t: pd.DataFrame) -> str:
+    return _markdown(COST_TITLE, COST_NOTE, cost_table(t))
+
+
+def transfer_markdown(df: pd.DataFrame) -> str:
+    return _markdown(TRANSFER_TITLE, None, transfer_table(df))

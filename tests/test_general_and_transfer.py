@@ -109,12 +109,21 @@ def test_also_eval_measures_each_pruned_cell_on_the_other_task(tiny_dir, tmp_pat
                   "smallest-sv", *SMALL)
     assert plain.exit_code == 0
     assert set(pd.read_csv(tmp_path / "p.csv").config_hash).isdisjoint(set(pruned.config_hash))
-    board = CliRunner().invoke(cli, ["leaderboard", str(out), "--out-dir", str(tmp_path / "b")])
+    page = tmp_path / "b" / "index.html"
+    board = CliRunner().invoke(cli, ["leaderboard", str(out), "--out-dir", str(tmp_path / "b"),
+                                     "--html", str(page)])
     assert board.exit_code == 0, board.output
     text = (tmp_path / "b" / "leaderboard.md").read_text()
     t = json.loads(pruned.transfer.iloc[0])["int_sum"]
-    assert (f"| int_mult | smallest-sv | 0.3 | int_sum | {100 * t['value']:.2f} | "
+    assert (f"| int_mult | task split, limit 4 | smallest-sv | 0.3 | int_sum | {100 * t['value']:.2f} | "
             f"{100 * t['baseline']:.2f} | {100 * t['delta']:+.2f} |") in text
+    # the page shows the same table, in its cost-elsewhere section, linked from the top
+    html = page.read_text()
+    section = html[html.index('<section id="elsewhere"'):]
+    section = section[:section.index("</section>")]
+    assert 'href="#elsewhere"' in html and "pruned for one task, measured on another" in section
+    assert (f"<td>int_sum</td><td class=num>{100 * t['value']:.2f}</td>"
+            f"<td class=num>{100 * t['baseline']:.2f}</td>") in section
     bad = bench("--model", str(tiny_dir), "--output", str(out), "--strategy", "eigen",
                 "--also-eval", "nope_task", *SMALL)
     assert bad.exit_code == 2 and "unknown task 'nope_task'" in bad.output
@@ -129,7 +138,15 @@ def test_cost_table_divides_the_general_loss_change_by_the_points_gained():
         {"model": "m", "task": "a", "strategy": "none", "fraction": "0", "chosen_on": "-",
          "delta_mean": 0.0, "general_nll_delta_mean": 0.0, "seeds": 1}])
     text = transfer.cost_markdown(t)
-    assert "| m | a | gains | 0.2 (validation) | +4.00 | +0.2000 | +0.0500 | 4 |" in text
-    assert "| m | a | loses | 0.1 (validation) | -2.00 | +0.1000 | - | 4 |" in text
+    assert "| m | a | task split | gains | 0.2 (validation) | +4.00 | +0.2000 | +0.0500 | 4 |" in text
+    assert "| m | a | task split | loses | 0.1 (validation) | -2.00 | +0.1000 | - | 4 |" in text
     assert "| none |" not in text
     assert transfer.cost_markdown(t.assign(general_nll_delta_mean=float("nan"))) == ""
+    # nothing measured, nothing on the page either: no empty section, no dangling link
+    from harness import board_html
+
+    empty = [(transfer.COST_TITLE, transfer.COST_NOTE,
+              transfer.cost_table(t.assign(general_nll_delta_mean=float("nan"))))]
+    assert board_html._elsewhere(empty) == ""
+    shown = board_html._elsewhere([(transfer.COST_TITLE, transfer.COST_NOTE, transfer.cost_table(t))])
+    assert shown.count("<tr>") == 3 and "<td>gains</td>" in shown and "<td>none</td>" not in shown
