@@ -5,6 +5,8 @@ were gathered into one table (harness/run_settings.py)."""
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from harness import bench, leaderboard
@@ -43,3 +45,54 @@ def test_config_hashes_of_written_rows_never_move(settings, slot, strategy, seed
     cfg = bench.BenchConfig(strategies=[strategy], **settings)
     s = bench.resolve_strategies(cfg)[0]
     assert leaderboard.config_hash(bench.cell_config(cfg, slot, s, seed, fraction)) == expected
+
+
+def written_rows(tmp_path, cfg: bench.BenchConfig):
+    """The rows `harness bench` writes for `cfg`'s grid (made by the driver's own make_row, with
+    made-up results), as the board reads them back."""
+    from types import SimpleNamespace
+
+    from harness import report
+    from harness.edits import Edit
+
+    strategies = bench.resolve_strategies(cfg)
+    result = SimpleNamespace(split="test", metric="acc", value=0.5, stderr=0.1, n=4, nll=1.0, seconds=1.0,
+                             per_example=[1.0, 0.0, 1.0, 0.0])
+    rows = []
+    for task in cfg.tasks:
+        for slot in bench.slots(cfg, task):
+            for s, seed, fraction in bench.cells(cfg, strategies):
+                config = bench.cell_config(cfg, slot, s, seed, fraction)
+                edit = Edit(n_total=10, transfer={t: {"value": 0.5} for t in cfg.also_eval}
+                            if s.uses_fraction else {})
+                rows.append(bench.make_row(cfg, config, leaderboard.config_hash(config), result, result,
+                                           edit, s, cfg.calibration_size if s.needs_calibration else 0,
+                                           1.0, {"harness_version": "0"}))
+    leaderboard.append(tmp_path / "results.csv", rows)
+    return report.load([tmp_path / "results.csv"])
+
+
+RECREATED = [
+    {"strategies": ["none", "eigen", "magnitude"], "fractions": [0.1, 0.2], "seeds": [0, 1]},
+    {"strategies": ["eigen", "smallest-sv"], "calibration_size": 32, "calibration_batch_size": 8,
+     "limit": 10, "dtype": "float32"},
+    {"strategies": ["eigen"], "matrices": "q,k", "scorer": "gradient", "objective": "margin",
+     "compensate": False},
+    {"strategies": ["eigen"], "decomposition": "whitened"},
+    {"strategies": ["eigen-verified"], "options": {"verify_multiple": "1.5"}},
+]
+
+
+@pytest.mark.parametrize("settings", RECREATED)
+def test_the_boards_command_reruns_exactly_the_rows_cells(tmp_path, settings):
+    """Each strategy's rows -> the board's reproduce command -> `harness bench`'s own parsing of
+    it -> the same config hashes: every setting a cell is keyed by is given back."""
+    from harness import board_rows, cli
+
+    cfg = bench.BenchConfig(model="smollm2-135m", tasks=["int_mult"], **settings)
+    rows = written_rows(tmp_path, cfg)
+    for _, group in rows.groupby("strategy"):
+        line = board_rows.command(group)
+        again = cli.config(cli.bench.make_context("bench", shlex.split(line)[2:]).params)
+        assert bench.grid_keys(again, again.tasks, bench.resolve_strategies(again)) \
+            == set(group.config_hash), line
