@@ -107,6 +107,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         decomposition=s.decomposition if pruning and s.spectral else "",
         general_nll=edit.general_nll, general_nll_delta=edit.general_nll - edit.general_nll_base,
         transfer=json.dumps(edit.transfer, sort_keys=True) if edit.transfer else "",
+        layers=cfg.layers or "", threshold=cfg.threshold,
     )
 
 

@@ -78,6 +78,9 @@ class Row:
     general_nll: float = float("nan")
     general_nll_delta: float = float("nan")
     transfer: str = ""  # --also-eval: JSON {task: {metric, value, baseline, delta, p_value, n, nll}}
+    # in the cell's config hash too: recorded so the board's command gives them back
+    layers: str = ""  # --layers as given ("": every layer)
+    threshold: float | None = None  # --threshold (None: not given)
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -148,7 +148,7 @@ class RunSettings:
         hashed=RECIPE, column="matrices", rebuilt=RECORDED, recipe=True)
     layers: str | None = setting(
         "--layers", None, "Restrict to layers: 0,3,5-7 or -4: (the last four).",
-        hashed=RUN, column="layers", rebuilt=RECORDED)  # (read where a CSV has the column)
+        hashed=RUN, column="layers", rebuilt=RECORDED)
     scorer: str | None = setting(
         "--scorer", None, "Override the strategy's scorer (see `harness plugins`).",
         hashed=RECIPE, column="scorer", rebuilt=RECORDED, recipe=True)
@@ -172,7 +172,7 @@ class RunSettings:
         "(default: per strategy).", hashed=RECIPE, column="compensate", rebuilt=WITH_PRUNER, recipe=True)
     threshold: float | None = setting(
         "--threshold", None, "Score threshold for --pruner threshold.",
-        hashed=RUN, column="threshold", rebuilt=RECORDED)  # (read where a CSV has the column)
+        hashed=RUN, column="threshold", rebuilt=RECORDED)
     # --option name=value: the strategies' own knobs
     options: dict[str, str] = setting(
         "--option", {}, "Set a strategy's own option, repeatable: --option verify_multiple=1.5 "

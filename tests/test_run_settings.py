@@ -80,6 +80,7 @@ RECREATED = [
      "compensate": False},
     {"strategies": ["eigen"], "decomposition": "whitened"},
     {"strategies": ["eigen-verified"], "options": {"verify_multiple": "1.5"}},
+    {"strategies": ["none", "eigen", "magnitude"], "layers": "0,1", "pruner": "threshold", "threshold": 0.25},
 ]
 
 
@@ -96,3 +97,9 @@ def test_the_boards_command_reruns_exactly_the_rows_cells(tmp_path, settings):
         again = cli.config(cli.bench.make_context("bench", shlex.split(line)[2:]).params)
         assert bench.grid_keys(again, again.tasks, bench.resolve_strategies(again)) \
             == set(group.config_hash), line
+
+
+def test_every_recorded_setting_has_its_column_in_the_row():
+    from harness.run_settings import SETTINGS
+
+    assert {s.column for s in SETTINGS if s.column} <= set(leaderboard.COLUMNS)
