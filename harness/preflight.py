@@ -86,6 +86,8 @@ def check(cfg: BenchConfig) -> list[Strategy]:
     if cfg.tasks_dir is not None:
         check_tasks_dir(cfg.tasks_dir)
     check_task_names(cfg.tasks, cfg.tasks_dir)
+    if cfg.also_eval:  # (else found unknown only by the worker, after the model loaded)
+        check_task_names(cfg.also_eval, cfg.tasks_dir)
     note = set_aside_torn(cfg.output)
     if note:
         warn(note)

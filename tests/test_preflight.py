@@ -46,6 +46,7 @@ def one_line_error(args: list[str], output=None) -> str:
     (["--model", "a/b/c"], "model path 'a/b/c' does not exist"),
     (["--layers", "1-x"], "bad --layers '1-x'"),
     (["--select-on", "test"], "Invalid value for '--select-on': 'test' is not one of"),
+    (["--strategy", "eigen", "--also-eval", "nope_task"], "unknown task 'nope_task'; choose from: cb_eigen"),
     (["--fractoin", "0.1"], "No such option '--fractoin'. Did you mean '--fraction'?"),
 ])
 def test_bad_option_fails_before_the_model_loads(tiny_dir, tmp_path, monkeypatch, args, message):
