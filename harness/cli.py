@@ -122,7 +122,7 @@ def bench(**kw) -> None:
     from harness import bench as bench_lib
     from harness import preflight
 
-    cfg = config(kw)
+    cfg = bench_config(kw)
     preflight.check(cfg)  # every option, before the model loads
     try:
         rows, keys = bench_lib.run(cfg)
@@ -140,7 +140,7 @@ def bench(**kw) -> None:
     _echo_verdicts(cfg.output, keys)
 
 
-def config(kw: dict) -> BenchConfig:
+def bench_config(kw: dict) -> BenchConfig:
     """The sweep `harness bench` was given, from click's values (the board's reproduce command is
     checked through it too)."""
     from harness.grid import BenchConfig

@@ -93,7 +93,7 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
         cells = board_rows.group_rows(rows, entry)
         grid = set()
         for line in board_rows.command(cells).split(" && "):  # one line per run setting
-            cfg = cli.config(cli.bench.make_context("bench", shlex.split(line)[2:]).params)
+            cfg = cli.bench_config(cli.bench.make_context("bench", shlex.split(line)[2:]).params)
             grid |= bench.grid_keys(cfg, cfg.tasks, bench.resolve_strategies(cfg))
         assert grid == set(cells.config_hash), board_rows.command(cells)
 

@@ -94,7 +94,7 @@ def test_the_boards_command_reruns_exactly_the_rows_cells(tmp_path, settings):
     rows = written_rows(tmp_path, cfg)
     for _, group in rows.groupby("strategy"):
         line = board_rows.command(group)
-        again = cli.config(cli.bench.make_context("bench", shlex.split(line)[2:]).params)
+        again = cli.bench_config(cli.bench.make_context("bench", shlex.split(line)[2:]).params)
         assert bench.grid_keys(again, again.tasks, bench.resolve_strategies(again)) \
             == set(group.config_hash), line
 
