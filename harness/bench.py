@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import leaderboard, per_example
+from harness import leaderboard, per_example, preflight
 from harness import progress as notes
 from harness import tasks as task_lib
 from harness.calibration import split_docs
@@ -107,6 +107,7 @@ def make_row(cfg: BenchConfig, config: dict, key: str, result, base, edit, s: St
         decomposition=s.decomposition if pruning and s.spectral else "",
         general_nll=edit.general_nll, general_nll_delta=edit.general_nll - edit.general_nll_base,
         transfer=json.dumps(edit.transfer, sort_keys=True) if edit.transfer else "",
+        layers=cfg.layers or "", threshold=cfg.threshold,
     )
 
 
@@ -229,15 +230,11 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     """
     strategies = resolve_strategies(cfg)
     cfg = dataclasses.replace(cfg, select_on=select_on(cfg, strategies))  # workers get it resolved
-    if cfg.save is not None and cfg.executor != "local":
-        raise HarnessError("--save writes one cell's model on this machine; use --executor local")
     executor = registry().get("executors", cfg.executor)(cfg.executor_options)  # imports its engine
     manager, loaded = task_lib.load(cfg.tasks, cfg.tasks_dir, cfg.data_dir)
     task_objs = {t: task_view(task, t) for name, task in loaded.items() for t in slots(cfg, name)}
     grid = list(cells(cfg, strategies))
-    pruning_cells = [c for c in grid if c[0].uses_fraction]
-    if cfg.save is not None and len(pruning_cells) * len(task_objs) != 1:
-        raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
+    preflight.check_saved_cells(cfg, strategies, len(task_objs))  # a task group loads as several
     done = set() if cfg.force else leaderboard.done_keys(cfg.output)
     keys = grid_keys(cfg, loaded, strategies)
 

@@ -9,17 +9,22 @@ import pandas as pd
 
 from harness.board_format import as_number, esc, exact, fmt_nll_delta, fmt_p, present, sig4, thousands
 from harness.recipes import recipe_name, variant_settings
+from harness.run_settings import LABEL, RECORDED, RUN, SETTING, WITH_PRUNER, WITH_SCORER
 
 IDENTITY = ("model", "task", "design", "strategy")  # rows of another design are other runs
 # raw-row columns shown per cell in a row's details, in this order, where present
 CELL_COLUMNS = ["split", "fraction", "seed", "value", "stderr", "n", "delta", "p_value", "n_pruned",
                 "nll", "nll_delta"]
-RECIPE_COLUMNS = ["unit", "n_total", "energy_kept", "matrices", "scorer", "pruner", "compensate",
-                  "calibration_size", "layers", "threshold", "limit", "dtype", "calibration_batch_size",
-                  "details"]
-# raw-row columns that become `harness bench` options when recorded (forward compatible)
-EXTRA_OPTIONS = [("layers", "--layers"), ("threshold", "--threshold"), ("limit", "--limit"),
-                 ("dtype", "--dtype"), ("calibration_batch_size", "--calibration-batch-size")]
+# the run settings a row records, in the order its details list them and its command spells them
+# (the board's order: a regenerated board stays byte for byte); how each is spelt, and from which
+# column, is in the table of harness/run_settings.py
+SHOWN = [SETTING[name] for name in ("matrices", "scorer", "pruner", "compensate", "calibration_size",
+                                    "layers", "threshold", "limit", "dtype", "calibration_batch_size")]
+RECIPE_COLUMNS = ["unit", "n_total", "energy_kept", *(s.column for s in SHOWN), "details"]
+# settings of the run rather than the recipe (the strategy's name fixes those): seeds run with
+# different values of one get a command line each
+RUN_COLUMNS = [s.column for s in SHOWN if s.rebuilt == RECORDED and s.hashed == RUN]
+
 
 def group_rows(rows: pd.DataFrame, entry: pd.Series) -> pd.DataFrame:
     """The raw rows behind one table row: its (model, task, strategy), and where the table shows
@@ -44,7 +49,7 @@ def command(group: pd.DataFrame) -> str:
     so the line still means the same run if a default changes later. Seeds run with different
     run settings (say, a smaller calibration batch for memory) get one line each, joined by
     `&&`: one line would rerun some of them with the wrong setting."""
-    settings = [c for c, _ in EXTRA_OPTIONS if c in group]
+    settings = [c for c in RUN_COLUMNS if c in group]
     if settings:
         keyed = group[settings].astype(str)  # unset settings ("nan") group together
         parts = [part for _, part in group.groupby([keyed[c] for c in settings], sort=False,
@@ -68,28 +73,23 @@ def _command(group: pd.DataFrame) -> str:
     seeds = sorted({int(s) for s in (as_number(v) for v in group.get("seed", [])) if s is not None})
     if seeds:
         parts += ["--seed", ",".join(map(str, seeds))]
-    if present(first.get("matrices")):
-        parts += ["--matrices", str(first["matrices"])]
-    if present(first.get("scorer")):
-        parts += ["--scorer", str(first["scorer"])]
-    if present(first.get("pruner")):
-        parts += ["--pruner", str(first["pruner"])]
-        compensate = str(first.get("compensate")).strip().lower() in ("true", "1")
-        parts.append("--compensate" if compensate else "--no-compensate")
-    calibration = as_number(first.get("calibration_size"))
-    if calibration and present(first.get("scorer")):  # only scorers read the calibration sample
-        parts += ["--calibration-size", str(int(calibration))]
-    for column, option in EXTRA_OPTIONS:
-        if column in group and present(first.get(column)):
-            value = first[column]
-            parts += [option, exact(value) if isinstance(value, float) else str(value)]
-    for key, value in variant_settings(name).items():  # columns above spell the recipe's fields
-        if key == "objective":
-            parts += ["--objective", value]
-        elif key not in ("matrices", "scorer", "pruner", "compensate"):
-            parts += ["--option", f"{key}={value}"]
+    for s in SHOWN:
+        value = first.get(s.column)
+        if s.rebuilt == RECORDED and present(value):
+            parts += [s.flag, exact(value) if isinstance(value, float) else str(value)]
+        elif s.rebuilt == WITH_PRUNER and present(first.get("pruner")):
+            on, off = s.flag.split("/")
+            parts.append(on if str(value).strip().lower() in ("true", "1") else off)
+        elif s.rebuilt == WITH_SCORER and as_number(value) and present(first.get("scorer")):
+            parts += [s.flag, str(int(as_number(value)))]
+    for key, value in variant_settings(name).items():  # the label's overrides, as their own flags
+        setting = SETTING.get(key)
+        if setting is None or not setting.recipe:  # a strategy's own option
+            parts += [SETTING["options"].flag, f"{key}={value}"]
+        elif setting.rebuilt == LABEL:  # (the others were spelt from their columns above)
+            parts += [setting.flag, value]
     if "split" in group and not (group["split"].astype(str) == "validation").any():
-        parts += ["--select-on", "none"]
+        parts += [SETTING["select_on"].flag, "none"]  # (rebuilt=SPLITS)
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,10 @@ from harness import __version__
 from harness.board_format import fmt_p
 from harness.errors import HarnessError
 from harness.recipes import option_text
+from harness.run_settings import SETTING, click_options, from_cli, split_list
+
+if TYPE_CHECKING:  # the grid imports torch: not at start-up (see below)
+    from harness.grid import BenchConfig
 
 # The subcommands import the rest of the harness inside their functions: torch, transformers
 # and lm-eval take seconds to import, and `harness --help`, `harness tasks` or a mistyped
@@ -71,22 +76,6 @@ def _end_progress_bars() -> None:
         bar.close()
 
 
-def split_list(values, cast=str, option: str = "value") -> list:
-    """Repeatable options that also take comma lists: --task a,b --task c -> [a, b, c]."""
-    out = []
-    for value in values or ():
-        for part in str(value).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                out.append(cast(part))
-            except ValueError:
-                kind = {"int": "an integer", "float": "a number"}.get(cast.__name__, cast.__name__)
-                raise HarnessError(f"{option} '{part}' is not {kind}") from None
-    return out
-
-
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eigenharness")
 @click.option("--debug", is_flag=True, help="Show full tracebacks and library logs.")
@@ -115,52 +104,7 @@ def cli(debug: bool) -> None:
               help="Pruning budget(s) in [0, 1); default: each strategy's own (eigen: 0.2).")
 @click.option("--seed", "seeds", multiple=True, default=("0",), show_default=True,
               help="Seed(s): calibration sample and random scores.")
-@click.option("--limit", type=int, help="Evaluate at most N examples per split (for quick runs).")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("leaderboard") / "results.csv", show_default=True,
-              help="Results CSV; rows are appended, finished cells are skipped on re-run.")
-@click.option("--force", is_flag=True, help="Re-run cells already in the results CSV.")
-@click.option("--select-on", type=click.Choice(["auto", "validation", "none"]), default="auto",
-              show_default=True,
-              help="Also evaluate the validation split, so the fraction can be chosen there "
-                   "(auto: only when a strategy runs at two fractions or more).")
-@click.option("--folds", type=int, help="Cross-fitted evaluation: split the task's labelled documents "
-              "into K folds and test each once, calibrating and choosing on the others.")
-@click.option("--test-on", type=click.Choice(["all", "chosen"]), default="all", show_default=True,
-              help="chosen: evaluate test only for the fraction validation picks per strategy and seed.")
-@click.option("--matrices", help="Override the strategy's matrices: q,k,v,o,mlp_in,mlp_out,attn,mlp,all.")
-@click.option("--layers", help="Restrict to layers: 0,3,5-7 or -4: (the last four).")
-@click.option("--scorer", help="Override the strategy's scorer (see `harness plugins`).")
-@click.option("--objective", help="What the scores estimate: ce (default), margin, first-token, or "
-              "a plugin's (see `harness plugins`).")
-@click.option("--pruner", help="Override the strategy's pruner: global-fraction, per-matrix, threshold.")
-@click.option("--decomposition", help="The basis of the singular values: plain (default), scaled "
-              "(ASVD), whitened (SVD-LLM), or a plugin's (see `harness plugins`).")
-@click.option("--also-eval", "also_eval", multiple=True, metavar="TASKS",
-              help="Also measure every pruned cell on these tasks (comma list): the board's "
-              "transfer table, pruned for one task and measured on another.")
-@click.option("--compensate/--no-compensate", default=None,
-              help="Move the pruned directions' mean effect into the bias (default: per strategy).")
-@click.option("--threshold", type=float, help="Score threshold for --pruner threshold.")
-@click.option("--option", "options", multiple=True, metavar="NAME=VALUE",
-              help="Set a strategy's own option, repeatable: --option verify_multiple=1.5 "
-              "(`harness plugins` lists each strategy's options).")
-@click.option("--calibration-size", type=int, default=64, show_default=True,
-              help="Training examples used to score singular values.")
-@click.option("--calibration-batch-size", type=int, default=16, show_default=True)
-@click.option("--batch-size", default="auto", show_default=True,
-              help="lm-eval batch size, or auto (largest that fits on CUDA; on CPU 32, fewer "
-                   "where long prompts' logits would pass 2 GiB, and each multiple-choice "
-                   "context run once).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
-@click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
-@click.option("--tasks-dir", help="A directory of your own lm-eval task YAMLs.")
-@click.option("--data-dir", envvar="EIGENHARNESS_DATA_DIR",
-              help="Local data for the shipped tasks that need it (SuperGLUE jsonl files).")
-@click.option("--save", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the pruned model (one cell only) as a transformers directory.")
-@click.option("--executor", default="local", show_default=True,
-              help="Where cells run: local (this process) or ray (see `harness plugins`).")
+@click_options  # --limit ... --executor: the run settings (harness/run_settings.py)
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")
 @click.option("--gpus-per-worker", type=float, 
               help="GPUs per Ray worker (default: 1 if the cluster has any).")
@@ -177,42 +121,8 @@ def bench(**kw) -> None:
     """
     from harness import bench as bench_lib
     from harness import preflight
-    from harness.work import ExecutorOptions
 
-    if kw["batch_size"] != "auto":
-        if not kw["batch_size"].isdigit() or int(kw["batch_size"]) < 1:
-            raise HarnessError(f"--batch-size '{kw['batch_size']}' is not a whole number >= 1 or auto")
-        kw["batch_size"] = int(kw["batch_size"])
-    if kw["calibration_size"] < 1 or kw["calibration_batch_size"] < 1:
-        raise HarnessError("--calibration-size and --calibration-batch-size must be >= 1")
-    if kw["limit"] is not None and kw["limit"] < 1:
-        raise HarnessError("--limit must be >= 1")
-    options = {}
-    for item in kw["options"]:
-        name, eq, value = item.partition("=")
-        if not eq or not name.strip() or not value.strip():
-            raise HarnessError(f"--option '{item}' is not NAME=VALUE (e.g. --option rounds=2)")
-        options[name.strip()] = value.strip()
-    cfg = bench_lib.BenchConfig(
-        model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
-        fractions=split_list(kw["fractions"], float, "--fraction") or None,
-        seeds=split_list(kw["seeds"], int, "--seed") or [0],
-        limit=kw["limit"], output=kw["output"], select_on=kw["select_on"], test_on=kw["test_on"],
-        folds=kw["folds"],
-        calibration_size=kw["calibration_size"], calibration_batch_size=kw["calibration_batch_size"],
-        batch_size=kw["batch_size"], matrices=kw["matrices"], layers=kw["layers"],
-        scorer=kw["scorer"], objective=kw["objective"], pruner=kw["pruner"],
-        decomposition=kw["decomposition"], also_eval=split_list(kw["also_eval"]),
-        compensate=kw["compensate"], threshold=kw["threshold"], options=options,
-        device=kw["device"], dtype=kw["dtype"],
-        tasks_dir=kw["tasks_dir"], data_dir=kw["data_dir"], force=kw["force"], save=kw["save"],
-        executor=kw["executor"], executor_options=ExecutorOptions(
-            address=kw["address"], gpus_per_worker=kw["gpus_per_worker"],
-            cpus_per_worker=kw["cpus_per_worker"], max_workers=kw["max_workers"],
-            max_retries=kw["max_retries"]),
-    )
-    if kw["max_retries"] < 0:
-        raise HarnessError("--max-retries must be >= 0")
+    cfg = bench_config(kw)
     preflight.check(cfg)  # every option, before the model loads
     try:
         rows, keys = bench_lib.run(cfg)
@@ -228,6 +138,22 @@ def bench(**kw) -> None:
     else:
         click.echo(f"\n{len(rows)} row(s) appended to {cfg.output}")
     _echo_verdicts(cfg.output, keys)
+
+
+def bench_config(kw: dict) -> BenchConfig:
+    """The sweep `harness bench` was given, from click's values (the board's reproduce command is
+    checked through it too)."""
+    from harness.grid import BenchConfig
+    from harness.work import ExecutorOptions
+
+    return BenchConfig(
+        model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
+        fractions=split_list(kw["fractions"], float, "--fraction") or None,
+        seeds=split_list(kw["seeds"], int, "--seed") or [0], **from_cli(kw),
+        executor_options=ExecutorOptions(
+            address=kw["address"], gpus_per_worker=kw["gpus_per_worker"],
+            cpus_per_worker=kw["cpus_per_worker"], max_workers=kw["max_workers"],
+            max_retries=kw["max_retries"]))
 
 
 def format_rows(csv_path: Path, keys: set[str]) -> str:
@@ -345,8 +271,9 @@ def plugins() -> None:
 @click.option("--matrices", default="all", show_default=True, help="Selectors, as for bench.")
 @click.option("--layers", help="Restrict to layers, as for bench.")
 @click.option("--sample", type=int, default=32, show_default=True, help="Directions per matrix kind.")
-@click.option("--calibration-size", type=int, default=64, show_default=True)
-@click.option("--calibration-batch-size", type=int, default=16, show_default=True)
+@click.option("--calibration-size", type=int, default=SETTING["calibration_size"].default, show_default=True)
+@click.option("--calibration-batch-size", type=int, default=SETTING["calibration_batch_size"].default,
+              show_default=True)
 @click.option("--measure-examples", type=int, default=32, show_default=True,
               help="Calibration examples the removals are measured on.")
 @click.option("--compensate/--no-compensate", default=True, show_default=True,

@@ -24,6 +24,7 @@ from harness.errors import HarnessError
 from harness.matrices import Matrix
 from harness.plugins import registry
 from harness.report import _pyplot
+from harness.run_settings import SETTING
 from harness.scoring import ScoringContext
 from harness.spectral import Factors, SpectrumCache
 from harness.strategy import run_scorer
@@ -37,8 +38,8 @@ class FidelityConfig:
     matrices: str = "all"
     layers: str | None = None
     sample: int = 32  # directions per matrix kind
-    calibration_size: int = 64
-    calibration_batch_size: int = 16
+    calibration_size: int = SETTING["calibration_size"].default  # as `harness bench` calibrates
+    calibration_batch_size: int = SETTING["calibration_batch_size"].default
     measure_examples: int | None = 32  # held-in subset of the calibration data (None: all)
     compensate: bool = True  # measure mean ablation (what eigen does) or zeroing
     objective: str = "ce"  # what scores estimate and removals measure (harness/objective_loss.py)

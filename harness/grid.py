@@ -1,4 +1,5 @@
-"""The grid of a sweep: its settings (`BenchConfig`), its cells and what defines each one
+"""The grid of a sweep: its settings (`BenchConfig`: the axes, and the run settings of
+harness/run_settings.py), its cells and what defines each one
 (`cell_config`, hashed into the key that resumes a sweep), the splits a cell evaluates, and
 the library versions stamped on its rows.
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -22,43 +22,25 @@ from harness import tasks as task_lib
 from harness.errors import HarnessError
 from harness.plugins import registry
 from harness.recipes import Strategy, option_value, variant_name
+from harness.run_settings import (
+    DEFAULT_OUTPUT,  # noqa: F401  (re-exported: callers import it from here)
+    RunSettings,
+    hashed,
+    recipe_overrides,
+)
 from harness.work import ExecutorOptions
-
-DEFAULT_OUTPUT = Path("leaderboard") / "results.csv"
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(RunSettings):
+    """A sweep: the grid's axes here; every other setting, with its flag, default and what it
+    defines, in the table it inherits (harness/run_settings.py)."""
+
     model: str = "smollm2-135m"
     tasks: list[str] = field(default_factory=lambda: ["int_sum", "int_mult"])
     strategies: list[str] = field(default_factory=lambda: ["none"])
     fractions: list[float] | None = None  # None: each strategy's default
     seeds: list[int] = field(default_factory=lambda: [0])
-    limit: int | None = None
-    output: Path = DEFAULT_OUTPUT
-    select_on: str = "auto"  # validation, none, or auto: validation only where there is a choice
-    folds: int | None = None  # K: cross-fitted evaluation, every labelled document tested once
-    test_on: str = "all"  # or "chosen": test only the fraction validation picks per (strategy, seed)
-    calibration_size: int = 64
-    calibration_batch_size: int = 16
-    batch_size: int | str = "auto"  # lm-eval's; "auto": see evaluate.resolve_batch_size
-    matrices: str | None = None  # overrides each strategy's selector
-    layers: str | None = None
-    scorer: str | None = None
-    objective: str | None = None  # overrides what each spectral strategy's scores estimate
-    decomposition: str | None = None  # overrides each spectral strategy's basis (plain, whitened...)
-    also_eval: list[str] = field(default_factory=list)  # tasks each pruned cell is measured on too
-    pruner: str | None = None
-    compensate: bool | None = None
-    threshold: float | None = None
-    options: dict[str, str] = field(default_factory=dict)  # --option name=value: strategies' knobs
-    device: str = "auto"
-    dtype: str = "auto"
-    tasks_dir: str | None = None
-    data_dir: str | None = None
-    force: bool = False
-    save: Path | None = None
-    executor: str = "local"  # an executor plugin: local (this process) or ray
     executor_options: ExecutorOptions = field(default_factory=ExecutorOptions)
 
 
@@ -78,11 +60,7 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
                 f"no strategy given ({', '.join(cfg.strategies)}) has option '{key}'; "
                 + (f"choose from: {', '.join(knobs)}" if knobs else "they take no options"))
     for name, s in zip(cfg.strategies, named, strict=True):
-        overrides = {k: v for k, v in (("matrices", cfg.matrices), ("scorer", cfg.scorer),
-                                       ("objective", cfg.objective), ("pruner", cfg.pruner),
-                                       ("decomposition", cfg.decomposition),
-                                       ("compensate", cfg.compensate))
-                     if v is not None and s.uses_fraction}
+        overrides = recipe_overrides(cfg) if s.uses_fraction else {}
         if not s.spectral:  # they mean nothing to a custom one
             overrides = {k: v for k, v in overrides.items() if k == "matrices"}
         changed = {k: v for k, v in overrides.items() if getattr(s, k) != v}
@@ -109,12 +87,6 @@ def resolve_strategies(cfg: BenchConfig) -> list[Strategy]:
     for f in cfg.fractions or []:
         if not 0 <= f < 1:
             raise HarnessError(f"fraction {f} is outside [0, 1); give e.g. --fraction 0.05,0.2")
-    if cfg.select_on not in ("auto", "validation", "none"):
-        raise HarnessError(f"unknown --select-on '{cfg.select_on}'; choose from: auto, validation, none")
-    if cfg.test_on not in ("all", "chosen"):
-        raise HarnessError(f"unknown --test-on '{cfg.test_on}'; choose from: all, chosen")
-    if cfg.test_on == "chosen" and cfg.select_on == "none":
-        raise HarnessError("--test-on chosen needs --select-on validation (the choice is made there)")
     return out
 
 
@@ -181,18 +153,10 @@ def cell_config(cfg: BenchConfig, task: str, s: Strategy, seed: int, fraction: f
     """What defines a cell, hashed into its key; `task` is a slot (a task or one of its folds).
     A fold adds its keys, so the paper's split keeps the hashes it always had."""
     name, fold, folds = task_lib.parse_slot(task)
-    config = {"model": cfg.model, "task": name, "strategy": s.name, "matrices": s.matrices,
-              "layers": cfg.layers, "scorer": s.scorer, "pruner": s.pruner,
-              "compensate": s.compensate, "threshold": cfg.threshold, "fraction": fraction,
-              "seed": seed, "limit": cfg.limit, "calibration_size": cfg.calibration_size,
-              "calibration_batch_size": cfg.calibration_batch_size, "dtype": cfg.dtype}
+    config = {"model": cfg.model, "task": name, "strategy": s.name, "fraction": fraction, "seed": seed,
+              **hashed(cfg, s)}  # the run settings, as harness/run_settings.py says each is hashed
     if fold is not None:
         config.update(folds=folds, fold=fold)
-    # keys added only away from their defaults, so every earlier row keeps its config hash
-    if s.decomposition != "plain":
-        config["decomposition"] = s.decomposition
-    if cfg.also_eval and s.uses_fraction:
-        config["also_eval"] = sorted(cfg.also_eval)
     return config
 
 

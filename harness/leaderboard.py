@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import atomic
 from harness.errors import HarnessError
+from harness.run_settings import SETTING
 
 
 @dataclass
@@ -62,7 +63,8 @@ class Row:
     model_hash: str = ""  # sha256 of the loaded weights, bit for bit (first 12 hex digits)
     svd_seconds: float = 0.0  # SVDs this cell computed (kept out of scoring_seconds)
     objective: str = ""  # what a spectral strategy's scores estimate (ce, margin, ...)
-    calibration_batch_size: int = 16  # in the cell's config hash, so a row's command must give it
+    # in the cell's config hash, so a row's command must give it
+    calibration_batch_size: int = SETTING["calibration_batch_size"].default
     folds: int = 0  # K of `--folds K` (0: the task's own split, as the paper)
     fold: int = -1  # which fold was the test split (-1: none)
     limit: int | None = None  # --limit (None: every example); rows of different limits never mix
@@ -76,6 +78,9 @@ class Row:
     general_nll: float = float("nan")
     general_nll_delta: float = float("nan")
     transfer: str = ""  # --also-eval: JSON {task: {metric, value, baseline, delta, p_value, n, nll}}
+    # in the cell's config hash too: recorded so the board's command gives them back
+    layers: str = ""  # --layers as given ("": every layer)
+    threshold: float | None = None  # --threshold (None: not given)
 
 
 COLUMNS = [f.name for f in fields(Row)]

@@ -36,6 +36,7 @@ from harness.leaderboard import scan, set_aside_torn
 from harness.matrices import parse_layers
 from harness.plugins import registry
 from harness.recipes import Strategy, recipe_name
+from harness.run_settings import SETTING, SETTINGS
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
@@ -65,18 +66,19 @@ def needs_of(component: Any) -> Needs:
 def check(cfg: BenchConfig) -> list[Strategy]:
     """Raise on the first bad option; return the resolved strategies. Then repair what can be
     repaired without loss (a truncated last line of the results CSV is set aside)."""
-    if cfg.folds is not None and cfg.folds < 2:  # first: the cheapest check
-        raise HarnessError(f"--folds {cfg.folds} must be at least 2 (or leave it out: the task's own split)")
+    _check_settings(cfg)  # first: the cheapest checks
     _check_output(cfg.output)
     _check_save(cfg.save)
     device = models.resolve_device(cfg.device)
     models.resolve_dtype(cfg.dtype, device)
     strategies = grid.resolve_strategies(cfg)  # every strategy, scorer, pruner, selector name
+    if cfg.test_on == "chosen" and grid.select_on(cfg, strategies) == "none":  # (auto: one fraction each)
+        raise HarnessError("--test-on chosen needs --select-on validation (the choice is made there)")
     _check_needs(cfg, strategies)
-    if cfg.save is not None:  # (a group or tag that expands to several tasks is caught at load)
-        pruning = [c for c in grid.cells(cfg, strategies) if c[0].uses_fraction]
-        if len(pruning) * len(cfg.tasks) != 1:
-            raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
+    registry().get("executors", cfg.executor)  # the name only: its engine (Ray) is imported by bench
+    if cfg.save is not None and cfg.executor != "local":
+        raise HarnessError("--save writes one cell's model on this machine; use --executor local")
+    check_saved_cells(cfg, strategies, len(cfg.tasks))
     config = check_model(cfg.model)
     _check_layers(cfg.layers, config)
     if cfg.data_dir is not None and not Path(cfg.data_dir).expanduser().is_dir():
@@ -84,12 +86,31 @@ def check(cfg: BenchConfig) -> list[Strategy]:
     if cfg.tasks_dir is not None:
         check_tasks_dir(cfg.tasks_dir)
     check_task_names(cfg.tasks, cfg.tasks_dir)
-    if cfg.also_eval:  # the same fast check: otherwise a misspelling waits for lm-eval's full index
+    if cfg.also_eval:  # the same fast check: else found after the model and lm-eval's full index load
         check_task_names(cfg.also_eval, cfg.tasks_dir)
     note = set_aside_torn(cfg.output)
     if note:
         warn(note)
     return strategies
+
+
+# -- run settings ----------------------------------------------------------------------------
+def _check_settings(cfg: BenchConfig) -> None:
+    """The values click parsed but cannot bound, and settings that exclude each other."""
+    if cfg.batch_size != "auto" and not (isinstance(cfg.batch_size, int) and cfg.batch_size >= 1):
+        raise HarnessError(f"--batch-size '{cfg.batch_size}' is not a whole number >= 1 or auto")
+    if cfg.calibration_size < 1 or cfg.calibration_batch_size < 1:
+        raise HarnessError("--calibration-size and --calibration-batch-size must be >= 1")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise HarnessError("--limit must be >= 1")
+    if cfg.executor_options.max_retries < 0:
+        raise HarnessError("--max-retries must be >= 0")
+    if cfg.folds is not None and cfg.folds < 2:
+        raise HarnessError(f"--folds {cfg.folds} must be at least 2 (or leave it out: the task's own split)")
+    for s in SETTINGS:  # click checks them on the command line; a caller of bench.run may not
+        value = getattr(cfg, s.name)
+        if s.choices and value not in s.choices:
+            raise HarnessError(f"unknown {s.option} '{value}'; choose from: {', '.join(s.choices)}")
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -103,6 +124,14 @@ def _check_output(output: Path) -> None:
     if not os.access(parent, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
         raise HarnessError(f"--output '{output}' is not writable")
     scan(output)  # an error, naming the file, when it exists and is not a results CSV
+
+
+def check_saved_cells(cfg: BenchConfig, strategies: list[Strategy], n_tasks: int) -> None:
+    """--save writes one model: one pruned cell. Checked here on the task names given, and again by
+    the driver on the tasks they loaded as (a group or tag is several)."""
+    pruning = [c for c in grid.cells(cfg, strategies) if c[0].uses_fraction]
+    if cfg.save is not None and len(pruning) * n_tasks != 1:
+        raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
 
 
 def _check_save(save: Path | None) -> None:
@@ -138,7 +167,7 @@ def _check_needs(cfg: BenchConfig, strategies: list[Strategy]) -> None:
             need = needs_of(component)
             for option in need.options:
                 if getattr(cfg, option, None) is None:
-                    flag = "--" + option.replace("_", "-")
+                    flag = SETTING[option].option if option in SETTING else "--" + option.replace("_", "-")
                     raise HarnessError(f"the {kind} '{name}' (strategy '{recipe}') needs {flag} VALUE")
             if s.needs_calibration and need.min_batch_examples > 1:
                 smallest = smallest_batch(cfg.calibration_size, cfg.calibration_batch_size)

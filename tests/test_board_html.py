@@ -82,9 +82,7 @@ def test_page_is_self_contained_and_escapes_every_csv_value(results, tmp_path):
 def test_each_rows_command_reruns_exactly_the_cells_behind_it():
     """On the reference board: parse every row's command as `harness bench` would and compare the
     config hashes of its grid with those of the row's cells (the same hashes: the same cells)."""
-    from harness import bench
-    from harness.cli import bench as bench_cmd
-    from harness.cli import split_list
+    from harness import bench, cli
 
     reference = Path(__file__).parent.parent / "leaderboard" / "reference"
     rows = report.load([reference / f"{name}.csv" for name in
@@ -95,15 +93,7 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
         cells = board_rows.group_rows(rows, entry)
         grid = set()
         for line in board_rows.command(cells).split(" && "):  # one line per run setting
-            kw = bench_cmd.make_context("bench", shlex.split(line)[2:]).params
-            cfg = bench.BenchConfig(
-                model=kw["model"], tasks=split_list(kw["tasks"]), strategies=split_list(kw["strategies"]),
-                fractions=split_list(kw["fractions"], float) or None, seeds=split_list(kw["seeds"], int),
-                limit=kw["limit"], select_on=kw["select_on"], calibration_size=kw["calibration_size"],
-                calibration_batch_size=kw["calibration_batch_size"], matrices=kw["matrices"],
-                layers=kw["layers"], scorer=kw["scorer"], pruner=kw["pruner"], compensate=kw["compensate"],
-                threshold=kw["threshold"], dtype=kw["dtype"], objective=kw["objective"],
-                options=dict(o.split("=", 1) for o in kw["options"]))
+            cfg = cli.bench_config(cli.bench.make_context("bench", shlex.split(line)[2:]).params)
             grid |= bench.grid_keys(cfg, cfg.tasks, bench.resolve_strategies(cfg))
         assert grid == set(cells.config_hash), board_rows.command(cells)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import textwrap
+from pathlib import Path
 
 import click
 import pytest
@@ -17,6 +18,7 @@ from harness.cli import cli
 from harness.errors import HarnessError
 from harness.leaderboard import Row
 from harness.strategy import PruneRequest, Strategy, spectral_apply
+from harness.work import ExecutorOptions
 
 
 def one_line_error(args: list[str], output=None) -> str:
@@ -45,6 +47,7 @@ def one_line_error(args: list[str], output=None) -> str:
     (["--model", "a/b/c"], "model path 'a/b/c' does not exist"),
     (["--layers", "1-x"], "bad --layers '1-x'"),
     (["--select-on", "test"], "Invalid value for '--select-on': 'test' is not one of"),
+    (["--strategy", "eigen", "--also-eval", "nope_task"], "unknown task 'nope_task'; choose from: cb_eigen"),
     (["--fractoin", "0.1"], "No such option '--fractoin'. Did you mean '--fraction'?"),
 ])
 def test_bad_option_fails_before_the_model_loads(tiny_dir, tmp_path, monkeypatch, args, message):
@@ -68,6 +71,31 @@ def test_save_to_a_file_is_refused(tiny_dir, tmp_path):
     assert target.read_text() == "precious"
     with pytest.raises(HarnessError, match="--save '.*model.bin' is a file; give a directory"):
         preflight._check_save(target)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"batch_size": "lots"}, "--batch-size 'lots' is not a whole number >= 1 or auto"),
+    ({"batch_size": 0}, "--batch-size '0' is not a whole number >= 1 or auto"),
+    ({"calibration_batch_size": 0}, "--calibration-size and --calibration-batch-size must be >= 1"),
+    ({"limit": 0}, "--limit must be >= 1"),
+    ({"folds": 1}, "--folds 1 must be at least 2"),
+    ({"select_on": "test"}, "unknown --select-on 'test'; choose from: auto, validation, none"),
+    ({"test_on": "best"}, "unknown --test-on 'best'; choose from: all, chosen"),
+    ({"test_on": "chosen", "strategies": ["eigen"], "fractions": [0.2]},  # auto: nothing to choose
+     "--test-on chosen needs --select-on validation"),
+    ({"executor_options": ExecutorOptions(max_retries=-1)}, "--max-retries must be >= 0"),
+    ({"executor": "slurm"}, "unknown executor 'slurm'; choose from: local, ray"),
+    ({"executor": "ray", "save": Path("out"), "strategies": ["eigen"]},
+     "--save writes one cell's model on this machine; use --executor local"),
+])
+def test_preflight_alone_refuses_each_bad_setting(tmp_path, settings, message):
+    """A caller of the library (not the command, whose click checks types and choices) gets the
+    command's own line from preflight, before anything is loaded or written."""
+    cfg = BenchConfig(tasks=["int_mult"], output=tmp_path / "r.csv", **settings)
+    with pytest.raises(HarnessError) as caught:
+        preflight.check(cfg)
+    assert message in str(caught.value)
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_needs_are_only_enforced_where_they_apply(tiny_dir, tmp_path):
