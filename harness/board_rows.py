@@ -3,6 +3,7 @@ line that reruns exactly them (tested against the grid's config hashes)."""
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pandas as pd
@@ -88,9 +89,24 @@ def _command(group: pd.DataFrame) -> str:
             parts += [SETTING["options"].flag, f"{key}={value}"]
         elif setting.rebuilt == LABEL:  # (the others were spelt from their columns above)
             parts += [setting.flag, value]
+    folds = as_number(first.get(SETTING["folds"].column))
+    if folds:  # (rebuilt=FOLDED)
+        parts += [SETTING["folds"].flag, str(int(folds))]
+    also = _transfer_tasks(group.get(SETTING["also_eval"].column, []))
+    if also:  # (rebuilt=TRANSFER)
+        parts += [SETTING["also_eval"].flag, ",".join(also)]
     if "split" in group and not (group["split"].astype(str) == "validation").any():
         parts += [SETTING["select_on"].flag, "none"]  # (rebuilt=SPLITS)
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _transfer_tasks(cells: object) -> list[str]:
+    """The --also-eval tasks a group's cells were measured on (their transfer column's keys)."""
+    names: set[str] = set()
+    for cell in cells:
+        if isinstance(cell, str) and cell.startswith("{"):
+            names |= set(json.loads(cell))
+    return sorted(names)
 
 
 def fmt_raw(column: str, value: object, scale: float) -> str:

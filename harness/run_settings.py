@@ -46,6 +46,8 @@ WITH_PRUNER = "with pruner"  # --compensate or --no-compensate, beside a recorde
 WITH_SCORER = "with scorer"  # `--flag value` where the row has a scorer (only scorers read it)
 LABEL = "label"  # from the strategy's label: eigen[objective=margin] -> --objective margin
 SPLITS = "splits"  # --select-on none where no row is of the validation split
+FOLDED = "folded"  # `--folds K` where the row's column holds K > 0 (0: the task's own split)
+TRANSFER = "transfer"  # `--also-eval a,b`: the tasks named in the row's transfer column
 
 _ALWAYS = object()
 
@@ -59,7 +61,7 @@ class Setting:
     help: str | None
     hashed: str  # RUN, RECIPE, PRUNING, SLOT, NAME or ""
     column: str | None  # the results-CSV column that records it (None: not recorded)
-    rebuilt: str  # RECORDED, WITH_PRUNER, WITH_SCORER, LABEL, SPLITS or ""
+    rebuilt: str  # RECORDED, WITH_PRUNER, WITH_SCORER, LABEL, SPLITS, FOLDED, TRANSFER or ""
     recipe: bool  # overrides the strategy's field of the same name (harness/grid.py)
     choices: tuple[str, ...] | None
     hash_omits: Any  # hashed only away from this value, so rows older than the setting keep their hash
@@ -138,7 +140,8 @@ class RunSettings:
     # K: cross-fitted evaluation, every labelled document tested once
     folds: int | None = setting(
         "--folds", None, "Cross-fitted evaluation: split the task's labelled documents into K folds "
-        "and test each once, calibrating and choosing on the others.", hashed=SLOT, column="folds")
+        "and test each once, calibrating and choosing on the others.", hashed=SLOT, column="folds",
+        rebuilt=FOLDED)
     # chosen: test only the fraction validation picks per (strategy, seed)
     test_on: str = setting(
         "--test-on", "all", "chosen: evaluate test only for the fraction validation picks per strategy "
@@ -166,7 +169,8 @@ class RunSettings:
     also_eval: list[str] = setting(
         "--also-eval", [], "Also measure every pruned cell on these tasks (comma list): the board's "
         "transfer table, pruned for one task and measured on another.",
-        hashed=PRUNING, hash_omits=[], column="transfer", parse=split_list, multiple=True, metavar="TASKS")
+        hashed=PRUNING, hash_omits=[], column="transfer", rebuilt=TRANSFER, parse=split_list, multiple=True,
+        metavar="TASKS")
     compensate: bool | None = setting(
         "--compensate/--no-compensate", None, "Move the pruned directions' mean effect into the bias "
         "(default: per strategy).", hashed=RECIPE, column="compensate", rebuilt=WITH_PRUNER, recipe=True)

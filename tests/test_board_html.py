@@ -86,9 +86,11 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
 
     reference = Path(__file__).parent.parent / "leaderboard" / "reference"
     rows = report.load([reference / f"{name}.csv" for name in
-                        ("arithmetic", "superglue", "qwen_arithmetic", "qwen_superglue")])
+                        ("arithmetic", "superglue", "qwen_arithmetic", "qwen_superglue",
+                         "folds_arithmetic", "folds_qwen_arithmetic", "decomp_transfer")])
     table = report.table(rows)
     assert table.strategy.str.contains("[", regex=False).any()  # variants (--option) are covered
+    assert (rows.folds > 0).any() and rows.transfer.fillna("").str.startswith("{").any()  # also those
     for _, entry in table.iterrows():
         cells = board_rows.group_rows(rows, entry)
         grid = set()
