@@ -36,7 +36,8 @@ def cost_table(t: pd.DataFrame) -> pd.DataFrame:
     out = []
     for r in t[t.general_nll_delta_mean.notna() & (t.fraction != "0")].itertuples():
         points = 100 * r.delta_mean
-        per_point = r.general_nll_delta_mean / points if points > 0 else float("nan")
+        gained = round(points, 2) > 0  # a float's 1e-14 from equal means is no gain to divide by
+        per_point = r.general_nll_delta_mean / points if gained else float("nan")
         out.append({"model": r.model, "task": r.task, "design": getattr(r, "design", "task split"),
                     "strategy": r.strategy, "fraction (chosen on)": f"{r.fraction} ({r.chosen_on})",
                     "Δ task points": f"{points:+.2f}",
