@@ -168,7 +168,9 @@ def judge(candidates: list[Candidate]) -> Verdict:
     decisive = best.decisive
     if decisive is None:
         return Verdict("NO WIN", best, [], math.nan, "", "no baseline ran on the same examples", tests)
-    mde = stats.detectable_effect(decisive.se, ALPHA, POWER, tests)
+    # two sides that never differ on an example have no variance to size a test by: a
+    # "detectable effect of 0.00 points" would claim a power the comparison does not have
+    mde = stats.detectable_effect(decisive.se, ALPHA, POWER, tests) if decisive.se > 0 else math.nan
     where = "at equal budget" if decisive is best.equal else "as tuned"
     decided_by = (f"{decisive.test} vs {decisive.reference} {where} "
                   f"(Holm-adjusted p = {best.p_adjusted:.2g} over {tests} method{'s' * (tests > 1)})")

@@ -275,3 +275,16 @@ def test_too_few_seeds_on_either_comparison_is_named(tmp_path):
     verdict = report.verdict_table(board(tmp_path, rows)).iloc[0]
     assert verdict.status == "UNDERPOWERED" and "too few seeds vs random-sv" in verdict.decided_by
     assert "at least 3 seeds (random-sv has 1 seed)" in verdict.needed
+
+
+def test_sides_that_never_differ_claim_no_detectable_effect(tmp_path):
+    """One seed of eigen answering exactly as the unpruned model and the equal-budget baseline:
+    the comparison has no variance, so it can size no test; the verdict says NO WIN and names
+    no "detectable effect of 0.00 points" (the README's first example once did)."""
+    csv = tmp_path / "results.csv"
+    rows = cell(csv, "none", 0.0, 0, 50, 50, "none")
+    rows += cell(csv, "magnitude", 0.2, 0, 50, 50, "mag")
+    rows += cell(csv, "eigen", 0.2, 0, 50, 50, "e0")
+    verdict = report.verdict_table(board(tmp_path, rows)).iloc[0]
+    assert verdict.status == "NO WIN" and np.isnan(verdict.mde), verdict.line
+    assert "detectable effect" not in verdict.line
