@@ -129,8 +129,10 @@ def _check_output(output: Path) -> None:
 def check_saved_cells(cfg: BenchConfig, strategies: list[Strategy], n_tasks: int) -> None:
     """--save writes one model: one pruned cell. Checked here on the task names given, and again by
     the driver on the tasks they loaded as (a group or tag is several)."""
+    if cfg.save is None:
+        return
     pruning = [c for c in grid.cells(cfg, strategies) if c[0].uses_fraction]
-    if cfg.save is not None and len(pruning) * n_tasks != 1:
+    if len(pruning) * n_tasks != 1:
         raise HarnessError("--save needs exactly one pruned cell (one task, strategy, fraction, seed)")
 
 

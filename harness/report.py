@@ -363,8 +363,9 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
                out_dir / "accuracy_vs_fraction.png"]
     t.to_csv(written[0], index=False)
     frame, lines = verdict_table(t), verdicts(t)
-    written[1].write_text(markdown(t, lines, frame) + transfer.cost_markdown(t)
-                          + transfer.transfer_markdown(df))
+    cost, moved = transfer.cost_table(t), transfer.transfer_table(df)  # one frame each: md and page
+    written[1].write_text(markdown(t, lines, frame) + transfer.cost_markdown(cost)
+                          + transfer.transfer_markdown(moved))
     plot_fraction_curves(df, written[2])
     if heatmap(df, out_dir / "eigen_heatmap.png"):
         written.append(out_dir / "eigen_heatmap.png")
@@ -372,6 +373,6 @@ def write(paths: list[Path], out_dir: Path, model=None, task=None, strategy=None
         written.append(board_html.write(
             html, t, df, written[2:], [str(p) for p in paths], chosen=choose(df), verdicts=frame,
             lines=lines, rule=RULE_TEXT, descriptions=strategy_descriptions(), controls=controls(df),
-            elsewhere=[(transfer.COST_TITLE, transfer.COST_NOTE, transfer.cost_table(t)),
-                       (transfer.TRANSFER_TITLE, transfer.TRANSFER_NOTE, transfer.transfer_table(df))]))
+            elsewhere=[(transfer.COST_TITLE, transfer.COST_NOTE, cost),
+                       (transfer.TRANSFER_TITLE, transfer.TRANSFER_NOTE, moved)]))
     return written

@@ -85,9 +85,11 @@ def _markdown(title: str, note: str | None, frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cost_markdown(t: pd.DataFrame) -> str:
-    return _markdown(COST_TITLE, COST_NOTE, cost_table(t))
+def cost_markdown(cost: pd.DataFrame) -> str:
+    """`cost_table`'s frame as the board's markdown section (empty frame: nothing)."""
+    return _markdown(COST_TITLE, COST_NOTE, cost)
 
 
-def transfer_markdown(df: pd.DataFrame) -> str:
-    return _markdown(TRANSFER_TITLE, None, transfer_table(df))
+def transfer_markdown(moved: pd.DataFrame) -> str:
+    """`transfer_table`'s frame as the board's markdown section (empty frame: nothing)."""
+    return _markdown(TRANSFER_TITLE, None, moved)

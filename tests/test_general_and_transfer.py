@@ -139,12 +139,12 @@ def test_cost_table_divides_the_general_loss_change_by_the_points_gained():
          "delta_mean": 2.2e-18, "general_nll_delta_mean": 0.06, "seeds": 4},
         {"model": "m", "task": "a", "strategy": "none", "fraction": "0", "chosen_on": "-",
          "delta_mean": 0.0, "general_nll_delta_mean": 0.0, "seeds": 1}])
-    text = transfer.cost_markdown(t)
+    text = transfer.cost_markdown(transfer.cost_table(t))
     assert "| m | a | task split | gains | 0.2 (validation) | +4.00 | +0.2000 | +0.0500 | 4 |" in text
     assert "| m | a | task split | loses | 0.1 (validation) | -2.00 | +0.1000 | - | 4 |" in text
     assert "| m | a | task split | ties | 0.2 (none) | +0.00 | +0.0600 | - | 4 |" in text  # no 1e16 per point
     assert "| none |" not in text
-    assert transfer.cost_markdown(t.assign(general_nll_delta_mean=float("nan"))) == ""
+    assert transfer.cost_markdown(transfer.cost_table(t.assign(general_nll_delta_mean=float("nan")))) == ""
     # nothing measured, nothing on the page either: no empty section, no dangling link
     from harness import board_html
 
