@@ -386,19 +386,20 @@ def board(df, chosen, flags: dict[str, tuple[bool, bool]], resamples: int = stat
                     {"eigen": Partner(_cells(same, cache, True))} if len(same) else {}
                 eigen = _best(unit, partner, None if ref is not None else fractions)
             n_examples = int(stacked[1].shape[1]) if stacked is not None else int(g.n.max())
+            value_mean, value_std, seeds, partial = _seed_summary(g, stacked, folds)
             row = {
                 "model": model, "task": task, "design": design, "strategy": strategy,
                 "role": "baseline" if baseline else "method",
                 "fraction": ", ".join(f"{f:g}" for f in sorted(set(g.fraction))),
                 "chosen_on": "-" if (g.fraction == 0).all() else g.chosen_on.iloc[0],
                 "metric": g.metric.iloc[0], "split": "test",
-                "value_mean": g.value.mean(), "value_std": g.value.std(ddof=1) if len(g) > 1 else math.nan,
+                "value_mean": value_mean, "value_std": value_std,
                 "value_low": low, "value_high": high,
                 "delta_mean": g.delta.mean(), "p_value_median": g.p_value.median(),
                 "nll_mean": g.nll.mean(), "nll_delta_mean": g.nll_delta.mean(),
                 "general_nll_delta_mean": g.general_nll_delta.mean() if "general_nll_delta" in g
                 else math.nan,
-                "seeds": int(g.seed.nunique()), "folds": int(g.folds.max()), "n": n_examples,
+                "seeds": seeds, "seeds_partial": partial, "folds": int(g.folds.max()), "n": n_examples,
                 "n_pruned": int(g.n_pruned.median()), "unit": g.unit.iloc[0] if "unit" in g else "",
                 "verdict": "", "p_holm": math.nan,
             }
@@ -410,7 +411,7 @@ def board(df, chosen, flags: dict[str, tuple[bool, bool]], resamples: int = stat
             fixed_settings = {st for s, st in units if s == strategy}
             if judged and (setting == "chosen" or len(fixed_settings) == 1):
                 candidates.append((len(table_rows) - 1, Candidate(
-                    strategy, float(g.value.mean()), equal[1], tuned[1], int(g.folds.max()))))
+                    strategy, float(value_mean), equal[1], tuned[1], int(g.folds.max()))))
         verdict = judge([c for _, c in candidates])
         for index, c in candidates:
             table_rows[index]["p_holm"] = c.p_adjusted
@@ -421,6 +422,23 @@ def board(df, chosen, flags: dict[str, tuple[bool, bool]], resamples: int = stat
     if not t.empty:
         t = t.sort_values(["model", "task", "design", "value_mean"], ascending=[True, True, True, False])
     return t.reset_index(drop=True), pd.DataFrame(verdicts)
+
+
+def _seed_summary(g, stacked, folds: list[int]) -> tuple[float, float, int, int]:
+    """(mean, spread across seeds, seeds, partial seeds) of one table row's value.
+
+    With folds, a seed's value is its accuracy over every fold laid end to end, and only seeds
+    that have every fold count: the same seeds the comparisons use (`stack`), so a sweep in
+    progress cannot show a mean the verdict does not stand on, and the spread is between seeds,
+    not between folds. Without folds (or without per-example files) it is the rows' own values.
+    """
+    if folds != [-1] and stacked is not None:
+        per_seed = stacked[1].mean(1)
+        spread = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else math.nan
+        complete = len(stacked[0])
+        return float(per_seed.mean()), spread, complete, int(g.seed.nunique()) - complete
+    spread = float(g.value.std(ddof=1)) if len(g) > 1 else math.nan
+    return float(g.value.mean()), spread, int(g.seed.nunique()), 0
 
 
 def _comparison_columns(prefix: str, ref_mean: float, c: Comparison | None) -> dict:

@@ -62,8 +62,9 @@ def fmt_nll_delta(value: object) -> str:
     return "–" if d is None else f"{d:+.3f}"
 
 
-def seeds_text(seeds: object, folds: object = None) -> str:
-    """"1 seed", "4 seeds", "4 seeds × 5 folds": the evidence behind a mean, in words."""
+def seeds_text(seeds: object, folds: object = None, partial: object = None) -> str:
+    """"1 seed", "4 seeds", "4 seeds × 5 folds (+1 partial)": the evidence behind a mean, in
+    words; a partial seed (not every fold yet) is named but is not in the mean."""
     k = as_number(seeds)
     if k is None:
         return "–"
@@ -71,4 +72,12 @@ def seeds_text(seeds: object, folds: object = None) -> str:
     f = as_number(folds)
     if f:
         text += f" × {int(f)} folds"
+    extra = as_number(partial)
+    if extra:
+        text += f" (+{int(extra)} partial)"
     return text
+
+
+def row_seeds_text(row) -> str:
+    """`seeds_text` of a board row (a dict or a pandas row)."""
+    return seeds_text(row.get("seeds"), row.get("folds"), row.get("seeds_partial"))

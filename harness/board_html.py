@@ -40,7 +40,17 @@ import pandas as pd
 
 from harness import __version__, atomic, board_svg
 from harness.board_assets import SCRIPT, STYLE
-from harness.board_format import as_number, esc, fmt_nll_delta, fmt_p, present, seeds_text, sig4, thousands
+from harness.board_format import (
+    as_number,
+    esc,
+    fmt_nll_delta,
+    fmt_p,
+    present,
+    row_seeds_text,
+    seeds_text,
+    sig4,
+    thousands,
+)
 from harness.board_rows import IDENTITY, details_row, group_rows
 
 SIGNIFICANT = 0.05
@@ -121,7 +131,7 @@ DELTA_P = {"delta_mean": ("p_value_median",), "delta_vs_best_mean": ("p_vs_best"
 # shown inside the compact columns, not offered on their own
 HIDDEN = {"value_std", "value_low", "value_high", "delta_vs_best_low", "delta_vs_best_high",
           "delta_vs_tuned_low", "delta_vs_tuned_high", "delta_vs_eigen_low", "delta_vs_eigen_high",
-          "verdict", "setting"}
+          "verdict", "setting", "seeds_partial"}
 # columns dropped from the table when they hold one value for every row; the line above the
 # table names that value (and the value column's header names the metric and split)
 FOLDED = ("model", "design", "metric", "split", "chosen_on")
@@ -275,7 +285,7 @@ def _value(entry: pd.Series, info: Info) -> tuple[str, str, str]:
 def _seeds(entry: pd.Series, info: Info) -> tuple[str, str, str]:
     seeds = as_number(entry.get("seeds"))
     n = as_number(entry.get("n"))
-    inner = esc(seeds_text(seeds, entry.get("folds"))) + _sub(f"n = {thousands(n)}" if n is not None else "")
+    inner = esc(row_seeds_text(entry)) + _sub(f"n = {thousands(n)}" if n is not None else "")
     return ("" if seeds is None else repr(seeds)), inner, "num wrap"
 
 
@@ -571,7 +581,7 @@ def _pivot(table: pd.DataFrame, infos: list[Info], roles: dict[str, str]) -> str
                    + (" win" if info.win else ""))
             star = "★ " if info.win else ""
             cells.append(f'<td class="{css}">{star}{esc(text)}'
-                         f'{_sub(esc(seeds_text(entry.get("seeds"), entry.get("folds")) + at))}</td>')
+                         f'{_sub(esc(row_seeds_text(entry) + at))}</td>')
         body.append(f'<tr data-role="{esc(roles.get(s, ""))}">' + "".join(cells) + "</tr>")
     return ('<div class="pivot-box"><table class="pivot"><caption>Test value per strategy (rows) and '
             "model × task (columns): the fraction chosen on validation, else the best fixed fraction "

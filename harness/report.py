@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness import analysis, board_html, board_svg, leaderboard, transfer
 from harness.analysis import ALPHA, RULE_TEXT  # noqa: F401 (the board's rule, re-exported)
-from harness.board_format import fmt_p, seeds_text
+from harness.board_format import fmt_p, row_seeds_text, seeds_text
 from harness.errors import HarnessError, warn
 from harness.plugins import registry
 from harness.recipes import recipe_name, variant_settings
@@ -220,7 +220,7 @@ def markdown(t: pd.DataFrame, lines: list[str] | None = None, frame: pd.DataFram
             f"{_where(r, 'design' in t)} {r['strategy']} | {r.get('role', '–')} | "
             f"{r['fraction']} ({r['chosen_on']}) | "
             f"{100 * r['value_mean']:.2f}{_spread(r, 'value_low', 'value_high', 100, '.2f')} | "
-            f"{seeds_text(r.get('seeds'), r.get('folds'))} | {r.get('best_baseline') or '–'} | "
+            f"{row_seeds_text(r)} | {r.get('best_baseline') or '–'} | "
             f"{_versus(r, 'delta_vs_best', 'delta_vs_best_mean')} | {fmt_p(r.get('p_vs_best'))} | "
             f"{r.get('tuned_baseline') or '–'} | {_versus(r, 'delta_vs_tuned', 'delta_vs_tuned_mean')} | "
             f"{fmt_p(r.get('p_vs_tuned'))} | {_versus(r, 'delta_vs_eigen', 'delta_vs_eigen_mean')} | "

@@ -288,3 +288,23 @@ def test_sides_that_never_differ_claim_no_detectable_effect(tmp_path):
     verdict = report.verdict_table(board(tmp_path, rows)).iloc[0]
     assert verdict.status == "NO WIN" and np.isnan(verdict.mde), verdict.line
     assert "detectable effect" not in verdict.line
+
+
+def test_a_folded_seed_missing_a_fold_is_named_but_not_in_the_mean(tmp_path):
+    """A sweep in progress: seed 3 has fold 0 only. The row's mean, spread and seed count are
+    those of the complete seeds (what the comparisons stand on), and the partial seed is named."""
+    csv = tmp_path / "results.csv"
+    rows = []
+    right = {(0, 0): 100, (0, 1): 120, (1, 0): 110, (1, 1): 90, (2, 0): 130, (2, 1): 150, (3, 0): 199}
+    for fold in range(2):
+        rows += cell(csv, "none", 0.0, 0, 50, 50, f"none{fold}", fold, 2)
+    for (seed, fold), k in right.items():
+        rows += [r for r in cell(csv, "eigen", 0.2, seed, 0, k, f"e{seed}{fold}", fold, 2)
+                 if r.split == "test"]
+    t = board(tmp_path, rows)
+    eigen = t[t.strategy == "eigen"].iloc[0]
+    per_seed = np.array([220, 200, 280]) / (2 * N)
+    assert eigen.seeds == 3 and eigen.seeds_partial == 1
+    assert eigen.value_mean == pytest.approx(per_seed.mean())
+    assert eigen.value_std == pytest.approx(per_seed.std(ddof=1))  # between seeds, not folds
+    assert "3 seeds × 2 folds (+1 partial)" in report.markdown(t)
