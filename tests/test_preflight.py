@@ -363,3 +363,23 @@ def test_lm_eval_git_probe_is_silent_outside_a_repository(tmp_path, monkeypatch,
     quiet_git_probe()
     assert evaluator.get_git_commit_hash() is None
     assert "fatal" not in capfd.readouterr().err
+
+
+def test_lm_eval_environment_report_is_taken_once_per_process(monkeypatch):
+    from lm_eval import evaluator
+
+    from harness.evaluate import env_probe_once
+
+    calls = []
+
+    def probe(storage):
+        calls.append(1)
+        storage["pretty_env_info"] = f"report {len(calls)}"
+
+    monkeypatch.setattr(evaluator, "add_env_info", probe)
+    env_probe_once()
+    env_probe_once()  # installing twice wraps once
+    first, second = {}, {}
+    evaluator.add_env_info(first)
+    evaluator.add_env_info(second)
+    assert calls == [1] and first == second == {"pretty_env_info": "report 1"}
