@@ -70,6 +70,7 @@ def sweeps(tmp_path_factory, model_dir, cluster):
     assert local.exit_code == 0, local.output
     result = ray_bench(model_dir, Faults(tmp), "--strategy", "none,eigen,random-sv,die-once,explode-0.2",
                        "--max-workers", "2", "--output", str(tmp / "ray.csv"))
+    assert (tmp / "ray.csv").is_file(), result.output  # no row at all: say why
     return pd.read_csv(tmp / "local.csv"), pd.read_csv(tmp / "ray.csv"), result, tmp
 
 
