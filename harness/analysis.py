@@ -432,11 +432,18 @@ def _seed_summary(g, stacked, folds: list[int]) -> tuple[float, float, int, int]
     progress cannot show a mean the verdict does not stand on, and the spread is between seeds,
     not between folds. Without folds (or without per-example files) it is the rows' own values.
     """
-    if folds != [-1] and stacked is not None:
-        per_seed = stacked[1].mean(1)
+    if folds != [-1]:
+        covered = g.groupby("seed").fold.agg(set)
+        complete = [seed for seed, have in covered.items() if set(folds) <= have]
+        partial = len(covered) - len(complete)
+        if stacked is not None:
+            per_seed = stacked[1].mean(1)
+        elif complete:  # no per-example files: the complete seeds' mean over their fold rows
+            per_seed = g[g.seed.isin(complete)].groupby("seed").value.mean().to_numpy()
+        else:  # no seed has every fold yet: the rows so far, all of them partial
+            return float(g.value.mean()), math.nan, 0, partial
         spread = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else math.nan
-        complete = len(stacked[0])
-        return float(per_seed.mean()), spread, complete, int(g.seed.nunique()) - complete
+        return float(per_seed.mean()), spread, len(complete), partial
     spread = float(g.value.std(ddof=1)) if len(g) > 1 else math.nan
     return float(g.value.mean()), spread, int(g.seed.nunique()), 0
 

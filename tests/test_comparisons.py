@@ -301,7 +301,12 @@ def test_a_folded_seed_missing_a_fold_is_named_but_not_in_the_mean(tmp_path):
     for (seed, fold), k in right.items():
         rows += [r for r in cell(csv, "eigen", 0.2, seed, 0, k, f"e{seed}{fold}", fold, 2)
                  if r.split == "test"]
+    for seed in (0, 1):  # a sweep that has reached fold 0 only: no seed is complete yet
+        rows += [r for r in cell(csv, "random-sv", 0.2, seed, 0, 60, f"r{seed}", 0, 2) if r.split == "test"]
     t = board(tmp_path, rows)
+    early = t[t.strategy == "random-sv"].iloc[0]
+    assert early.seeds == 0 and early.seeds_partial == 2
+    assert "0 seeds × 2 folds (+2 partial)" in report.markdown(t)
     eigen = t[t.strategy == "eigen"].iloc[0]
     per_seed = np.array([220, 200, 280]) / (2 * N)
     assert eigen.seeds == 3 and eigen.seeds_partial == 1
