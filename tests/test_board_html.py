@@ -87,7 +87,8 @@ def test_each_rows_command_reruns_exactly_the_cells_behind_it():
     reference = Path(__file__).parent.parent / "leaderboard" / "reference"
     rows = report.load([reference / f"{name}.csv" for name in
                         ("arithmetic", "superglue", "qwen_arithmetic", "qwen_superglue",
-                         "folds_arithmetic", "folds_qwen_arithmetic", "decomp_transfer")])
+                         "folds_arithmetic", "folds_qwen_arithmetic", "folds_qwen_superglue",
+                         "decomp_transfer")])
     table = report.table(rows)
     assert table.strategy.str.contains("[", regex=False).any()  # variants (--option) are covered
     assert (rows.folds > 0).any() and rows.transfer.fillna("").str.startswith("{").any()  # also those
