@@ -192,15 +192,16 @@ def judge(candidates: list[Candidate]) -> Verdict:
 def stack(cells: dict[tuple[int, int], np.ndarray], folds: list[int]) -> tuple[list[int], np.ndarray] | None:
     """(seeds, matrix): each seed's outcomes over `folds` laid end to end, seeds with every
     fold only; None when no seed has them all or lengths disagree."""
-    seeds = sorted({s for s, _ in cells})
-    rows, kept = [], []
-    for s in seeds:
-        if all((s, k) in cells for k in folds):
-            rows.append(np.concatenate([cells[s, k] for k in folds]))
-            kept.append(s)
+    kept = complete_seeds(cells, folds)
+    rows = [np.concatenate([cells[s, k] for k in folds]) for s in kept]
     if not rows or len({len(r) for r in rows}) > 1:
         return None
     return kept, np.stack(rows)
+
+
+def complete_seeds(cells, folds: list[int]) -> list[int]:
+    """The seeds among `cells` ((seed, fold) keys) that have every one of `folds`, in order."""
+    return [s for s in sorted({s for s, _ in cells}) if all((s, k) in cells for k in folds)]
 
 
 # --- From results rows to candidates: what the board runs on its CSVs -----------------------
@@ -433,9 +434,8 @@ def _seed_summary(g, stacked, folds: list[int]) -> tuple[float, float, int, int]
     not between folds. Without folds (or without per-example files) it is the rows' own values.
     """
     if folds != [-1]:
-        covered = g.groupby("seed").fold.agg(set)
-        complete = [seed for seed, have in covered.items() if set(folds) <= have]
-        partial = len(covered) - len(complete)
+        complete = complete_seeds(set(zip(g.seed, g.fold, strict=True)), folds)
+        partial = int(g.seed.nunique()) - len(complete)
         if stacked is not None:
             per_seed = stacked[1].mean(1)
         elif complete:  # no per-example files: the complete seeds' mean over their fold rows
