@@ -271,6 +271,9 @@ def run(cfg: BenchConfig) -> tuple[list[Row], set[str]]:
     if not tasks_todo:
         progress.close()
         return [], keys
+    # Seed by seed: every fold (and task) of seed 0 before any of seed 1, so a sweep cut short
+    # leaves whole seeds, the only ones a folded comparison can use (harness/analysis.py)
+    todo.sort(key=lambda c: c.seed)  # stable: grid order within a seed
 
     try:
         progress.set_postfix_str(f"starting {cfg.executor} workers")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import continuation_logits, shared_context
 from harness import progress as notes
-from harness import shared_context
 from harness import tasks as task_lib
 
 
@@ -118,13 +118,15 @@ def resolve_batch_size(batch_size: int | str, device) -> int | str:
 
 def _cpu_hflm():
     """HFLM for CPU: requests that share a context are scored with the context run once
-    (harness/shared_context.py), and the rest go to lm-eval in batches of no more rows than
-    `rows_within` allows for the call's longest request (lm-eval sorts longest first, so the
-    first batch is the largest)."""
+    (harness/shared_context.py), and the rest with the LM head at their continuations' positions
+    only (harness/continuation_logits.py), in batches of no more rows than `rows_within` allows;
+    where a forward cannot do either, lm-eval's own path, capped the same way for the call's
+    longest request (lm-eval sorts longest first, so the first batch is the largest)."""
     from lm_eval.models.huggingface import HFLM  # deferred: lm-eval's model stack loads transformers
 
     class CpuHFLM(HFLM):
         share_contexts = True  # False: every request through lm-eval (benchmarks compare both)
+        keep_continuations = True  # False: logits at every position, as lm-eval computes them
 
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
             groups, rest = (shared_context.shared_groups(requests, self.max_length)
@@ -142,18 +144,39 @@ def _cpu_hflm():
                 # a forward without a cache or logits_to_keep: lm-eval's way from now on
                 self.share_contexts, rest = False, list(range(len(requests)))
             if rest:
-                for i, r in zip(rest, self._capped([requests[i] for i in rest], disable_tqdm,
-                                                   override_bs), strict=True):
+                for i, r in zip(rest, self._rest([requests[i] for i in rest], disable_tqdm, override_bs),
+                                strict=True):
                     results[i] = r
             return results
+
+        def _rest(self, requests, disable_tqdm: bool = False, override_bs=None):
+            """The continuation's logits only (harness/continuation_logits.py) while this model's
+            forward can keep a mask of positions; lm-eval's path, capped, once it cannot."""
+            if self.keep_continuations and self.backend == "causal" and self.mixed_precision_dtype is None:
+                vocab = self._vocab()
+                try:
+                    scored = continuation_logits.score(
+                        self.model, requests, self.max_length, self.device,
+                        lambda kept: rows_within(kept, vocab, cap=self.batch_size_per_gpu),
+                        self.softmax_dtype)
+                except (TypeError, ValueError, AttributeError, IndexError, RuntimeError,
+                        NotImplementedError):
+                    self.keep_continuations = False
+                else:
+                    for request, answer in zip(requests, scored, strict=True):
+                        self.cache_hook.add_partial("loglikelihood", request[0], answer)
+                    return scored
+            return self._capped(requests, disable_tqdm, override_bs)
+
+        def _vocab(self) -> int:
+            head = self.model.get_output_embeddings()
+            return head.weight.shape[0] if head is not None else self.model.config.vocab_size
 
         def _capped(self, requests, disable_tqdm: bool = False, override_bs=None):
             longest = max((min(len(c) + len(k), self.max_length + 1) - 1 for _, c, k in requests),
                           default=1)
-            head = self.model.get_output_embeddings()
-            vocab = head.weight.shape[0] if head is not None else self.model.config.vocab_size
             fixed = self.batch_size_per_gpu
-            self.batch_size_per_gpu = rows_within(longest, vocab, cap=fixed)
+            self.batch_size_per_gpu = rows_within(longest, self._vocab(), cap=fixed)
             try:
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             finally:

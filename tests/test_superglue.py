@@ -89,6 +89,8 @@ def test_long_prompts_batch_within_the_logits_budget(loaded, monkeypatch):
     assert evaluate.rows_within(300, 151936) == 5 and evaluate.rows_within(10, 100) == 32  # 2 GiB
     model, tokenizer = tiny_model("llama"), char_tokenizer()
     capped, fixed = evaluate.wrap(model, tokenizer), evaluate.wrap(model, tokenizer, 32)
+    capped.keep_continuations = False  # lm-eval's logits at every position, as with a forward
+    # that cannot keep a continuation's only (harness/continuation_logits.py)
     longest = capped.max_length  # CB's premises, one character a token, are cut to the context
     vocab = model.get_output_embeddings().weight.shape[0]
     monkeypatch.setattr(evaluate, "LOGITS_BUDGET", 2 * 4 * longest * vocab * 3)  # room for 3 rows
