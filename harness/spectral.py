@@ -98,13 +98,15 @@ def prune(
     contribution of the removed directions is added to the bias (mean ablation), creating a
     bias where the layer had none.
     """
-    restore = snapshot(m.module for m in matrices)
+    # only what changes is copied: a search's trials prune one kind of matrix at a time, and
+    # a copy of all of Qwen-0.5B's 168 is 1.4 GB and about 1.5 s a trial
+    restore = snapshot(m.module for m in matrices if not bool(keep[m.id].all()))
     n_pruned = 0
     try:
         with torch.no_grad():
             for m in matrices:
                 k = keep[m.id]
-                if bool(k.all()):
+                if bool(k.all()):  # (not copied above)
                     continue
                 n_pruned += int((~k).sum())
                 drop = (~k).to(factors[m.id].S.device)  # pruners return CPU masks
