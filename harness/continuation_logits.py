@@ -3,9 +3,9 @@
 lm-eval computes logits, and their log-softmax, at every position of every row, then reads
 the few that predict the continuation. With Qwen's 152k-token vocabulary the head is 4 of the
 13.4 s of a 64-example int_mult evaluation, almost all of it spent on context positions
-nothing reads (benchmarks/continuation_logits.py measures both paths). Here the model is asked
-for the continuation's positions only, through transformers' `logits_to_keep` given as a
-(rows, positions) mask.
+nothing reads (`benchmarks/loglikelihood_paths.py --path continuation-logits` measures both
+paths). Here the model is asked for the continuation's positions only, through transformers'
+`logits_to_keep` given as a (rows, positions) mask.
 
 Everything else is lm-eval's: the same rows (context + continuation without its last token,
 cut from the left to the model's window), right-padded and without an attention mask, so the
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
-Request = tuple[tuple[str, str], list[int], list[int]]
+from harness.shared_context import Request
 
 
 def rows_of(requests: list[Request], max_length: int) -> dict[tuple[int, ...], list[int]]:
